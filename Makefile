@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine (only python3 and make needed):
+#   make demo   -- set up .venv and run a short digits comparison
+#   make test   -- set up .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_pyfhel.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	bash scripts/install_pyfhel.sh $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/artemis plugins
+
+# pytest exits 5 when it collected no tests: that is a failure too.
+test: venv
+	$(VENV)/bin/pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

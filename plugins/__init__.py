@@ -1,0 +1,1 @@
+"""Built-in non-strategy plugins: cost models, HE backends, models, datasets."""

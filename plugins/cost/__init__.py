@@ -1,0 +1,1 @@
+"""Built-in HE cost models."""

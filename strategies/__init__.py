@@ -1,0 +1,1 @@
+"""Built-in pruning strategies; every module here is an Artemis plugin."""
