@@ -7,6 +7,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,11 +21,20 @@ from .specs import OpCount
 def run_layer(plan: LayerPlan, backend: HEBackend, x: torch.Tensor, weight: torch.Tensor,
               bias: torch.Tensor | None = None) -> torch.Tensor:
     """Encrypt ``x`` (C×H×W, or C for a linear layer) in the plan's layout, execute the
-    plan on ``backend`` with the keys it needs, and decrypt and unpack the output."""
+    plan on ``backend`` with the keys it needs, and decrypt and unpack the output.
+
+    An output the plan does not compute (``None``: every weight of the block pruned) is
+    its bias alone, which the server knows in the clear; it is added here.
+    """
     backend.keygen(plan.op_count().rotation_steps)
     inputs = [backend.encrypt(v) for v in plan.pack(x)]
     outputs = plan.execute(backend, inputs, weight, bias)
-    return plan.unpack([None if ct is None else backend.decrypt(ct) for ct in outputs])
+    out = plan.unpack([None if ct is None else backend.decrypt(ct) for ct in outputs])
+    if bias is not None and any(ct is None for ct in outputs):
+        slots = plan.params.slots
+        skipped = plan.unpack([np.ones(slots) if ct is None else None for ct in outputs])
+        out = out + skipped * bias.detach().to(out.dtype).view(-1, *[1] * (out.dim() - 1))
+    return out
 
 
 @dataclass(frozen=True)
