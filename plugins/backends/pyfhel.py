@@ -181,9 +181,9 @@ class PyfhelBackend(HEBackend):
         return PyfhelCiphertext(out, ct.level - 1, ct.owner)
 
     def multiply(self, a: PyfhelCiphertext, b: PyfhelCiphertext) -> PyfhelCiphertext:
-        """Ciphertext x ciphertext at the same level and scale, relinearised (one cmult);
-        not rescaled."""
-        self._check_pair(a, b, "multiply")
+        """Ciphertext x ciphertext at the same level, relinearised (one cmult); not
+        rescaled."""
+        self._check_levels(a, b, "multiply")
         self._check_room(a, a.scale * b.scale, "multiply")
         with _seal("multiply"):
             out = self._he.multiply(a.ctxt, b.ctxt, True)
@@ -269,7 +269,7 @@ class PyfhelBackend(HEBackend):
                 "modulus); use a deeper chain, e.g. HEParams.with_depth(log_n, depth)"
             )
 
-    def _check_pair(self, a: PyfhelCiphertext, b: PyfhelCiphertext, op: str) -> None:
+    def _check_levels(self, a: PyfhelCiphertext, b: PyfhelCiphertext, op: str) -> None:
         self._check(a, op)
         self._check(b, op)
         if a.level != b.level:
@@ -277,6 +277,9 @@ class PyfhelBackend(HEBackend):
                 f"{op}: level mismatch ({a.level} vs {b.level}); rescale the operands to "
                 "the same level first"
             )
+
+    def _check_pair(self, a: PyfhelCiphertext, b: PyfhelCiphertext, op: str) -> None:
+        self._check_levels(a, b, op)
         if not math.isclose(a.scale, b.scale, rel_tol=SCALE_RTOL):
             raise BackendError(
                 f"{op}: scale mismatch ({a.scale:.12g} vs {b.scale:.12g}) at level {a.level}; "
