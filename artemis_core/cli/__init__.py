@@ -30,9 +30,10 @@ def main() -> None:
 
 
 def _add_commands() -> None:
+    from .calibrate_cmd import calibrate
     from .plugins_cmd import plugins
 
-    for command in (plugins,):
+    for command in (plugins, calibrate):
         main.add_command(command)
 
 
