@@ -171,7 +171,7 @@ def _header(column: str) -> str:
     return _METRIC[column].header if column in _METRIC else column
 
 
-def _cell(row: dict[str, Any], column: str, aggregated: bool) -> str:
+def _cell(row: dict[str, Any], column: str) -> str:
     value = row[column]
     if column == PARETO:
         return "*" if value else ""
@@ -179,7 +179,7 @@ def _cell(row: dict[str, Any], column: str, aggregated: bool) -> str:
         return str(value)
     text = _METRIC[column].show(value)
     spread = row[column + STD_SUFFIX]
-    if aggregated and row[RUNS] > 1:
+    if spread > 0:  # runs that agree exactly (e.g. op counts) show no "± 0"
         text += " ± " + _STD_SHOWN.get(column, _METRIC[column].show)(spread)
     return text
 
@@ -190,10 +190,7 @@ def render_table(table: Table, fmt: str) -> str:
     if fmt in ("json", "csv"):
         return render(table.export_rows(), fmt)
     headers = [_header(c) for c in table.columns]
-    aggregated = table.aggregated
-    display = [
-        {_header(c): _cell(row, c, aggregated) for c in table.columns} for row in table.rows
-    ]
+    display = [{_header(c): _cell(row, c) for c in table.columns} for row in table.rows]
     # Cells are pre-formatted strings: stop tabulate from re-parsing "2.00" as 2.
     align = ["right" if c in _METRIC or c in (RUNS, "seed") else "left" for c in table.columns]
     return render(display, fmt, headers, disable_numparse=True, colalign=align)

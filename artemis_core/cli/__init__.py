@@ -31,9 +31,11 @@ def main() -> None:
 
 def _add_commands() -> None:
     from .calibrate_cmd import calibrate
+    from .compare_cmd import compare
     from .plugins_cmd import plugins
+    from .report_cmd import report
 
-    for command in (plugins, calibrate):
+    for command in (plugins, calibrate, compare, report):
         main.add_command(command)
 
 
