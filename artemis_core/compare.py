@@ -32,10 +32,10 @@ from .results import (
     jsonable,
 )
 
-#: ``train_dense(model, dataset, seed, epochs, out, data_root=None) -> metrics``
+#: ``train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True)``
 DenseFn = Callable[..., Mapping[str, Any]]
 #: ``prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-#: progress=True) -> metrics``
+#: progress=True, data_root=None) -> metrics``
 PruneFn = Callable[..., Mapping[str, Any]]
 
 
@@ -89,8 +89,10 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_dense(dense_fn: DenseFn, plan: ComparePlan, seed: int, out: Path) -> None:
-    dense_fn(plan.model, plan.dataset, seed, plan.dense_epochs, out, data_root=plan.data_root)
+def _train_dense(dense_fn: DenseFn, plan: ComparePlan, seed: int, out: Path,
+                 progress: bool) -> None:
+    dense_fn(plan.model, plan.dataset, seed, plan.dense_epochs, out, data_root=plan.data_root,
+             progress=progress)
 
 
 def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
@@ -101,7 +103,7 @@ def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
     try:
         metrics = prune_fn(key.strategy, key.target, checkpoint, key.seed,
                            epochs=plan.prune_epochs, out=pruned_checkpoint(root, key),
-                           progress=progress)
+                           progress=progress, data_root=plan.data_root)
         record = RunRecord(key, plan.config(), jsonable(dict(metrics)),
                            time.perf_counter() - start, artemis_version=__version__)
     except ArtemisError as exc:
@@ -188,11 +190,14 @@ def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune
     bar = tqdm(total=total, desc="compare", unit="job", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     executor = _executor(jobs)
+    # Each job's own progress bars only make sense when jobs do not run side by side.
+    show_each = progress and jobs == 1
     try:
         running: dict[Future, tuple[str, Any]] = {}
         for seed in todo:
             out = dense_checkpoint(root, plan.model, plan.dataset, seed)
-            running[executor.submit(_train_dense, dense_fn, plan, seed, out)] = ("dense", seed)
+            task = executor.submit(_train_dense, dense_fn, plan, seed, out, show_each)
+            running[task] = ("dense", seed)
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             # In submission order (``wait`` gives a set): seed-major, reproducible.
@@ -210,7 +215,7 @@ def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune
                 bar.set_postfix_str(label)
                 if kind == "dense":
                     for key in todo[what]:
-                        task = executor.submit(_run_one, prune_fn, plan, key, root, jobs == 1)
+                        task = executor.submit(_run_one, prune_fn, plan, key, root, show_each)
                         running[task] = ("run", key)
                 else:
                     done[what] = future.result()

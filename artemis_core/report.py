@@ -16,7 +16,7 @@ import numpy as np
 from .errors import ArtemisError
 from .output import render
 from .pareto import pareto_by_group
-from .results import RunRecord, target_value
+from .results import RunRecord, target_sort_key
 from .specs import OpCount
 
 #: Estimated HE seconds of a model's op counts (see :mod:`artemis_core.latency`).
@@ -115,7 +115,7 @@ def parse_sort(spec: str) -> list[tuple[str, bool]]:
 def _sort_value(column: str, value: Any) -> tuple:
     if value is None:
         return (1, 0)
-    return (0, target_value(value) if column == "target" else value)
+    return (0, target_sort_key(value) if column == "target" else value)
 
 
 def _aggregate(runs: list[dict[str, Any]], group_by: Sequence[str],

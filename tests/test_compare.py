@@ -135,7 +135,7 @@ def test_parallel_jobs_store_the_same_results_as_one_job(tmp_path):
 # --- the command's plan --------------------------------------------------------------
 
 def test_plan_defaults_to_the_datasets_model_and_every_strategy():
-    plan = build_plan(None, "digits", None, "1.5x,2", "0,1", None, None, None)
+    plan = build_plan(None, "digits", None, "1.5x,2.0X,1.5x", "0,1", None, None, None)
     assert plan.model == "digits-resnet"
     assert {"diagonal", "positional", "hybrid", "hunter", "unstructured", "filter"} <= set(
         plan.strategies)

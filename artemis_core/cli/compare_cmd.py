@@ -8,7 +8,7 @@ from ..compare import ComparePlan, run_comparison
 from ..errors import ArtemisError
 from ..registry import get, get_registry
 from ..report import build_table, render_table
-from ..results import ResultStore, parse_target
+from ..results import ResultStore, canonical_target
 from .report_cmd import calibrated_latency, split_list, table_options, warn_failed
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
@@ -34,7 +34,7 @@ def build_plan(model: str | None, dataset: str, strategies: str | None, targets:
         get_registry().names("strategy"))
     for name in names:
         get("strategy", name)
-    parsed = tuple(dict.fromkeys(parse_target(t) for t in split_list(targets)))
+    parsed = tuple(dict.fromkeys(canonical_target(t) for t in split_list(targets)))
     if not parsed:
         raise ArtemisError("--targets: give one or more targets like 1.5x,2x")
     return ComparePlan(model, dataset, names, parsed, _seeds(seeds), epochs, prune_epochs,
