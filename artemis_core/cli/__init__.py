@@ -30,9 +30,10 @@ def main() -> None:
 
 
 def _add_commands() -> None:
+    from .cost_cmd import cost
     from .plugins_cmd import plugins
 
-    for command in (plugins,):
+    for command in (plugins, cost):
         main.add_command(command)
 
 
