@@ -32,8 +32,9 @@ def main() -> None:
 def _add_commands() -> None:
     from .calibrate_cmd import calibrate
     from .plugins_cmd import plugins
+    from .verify_cmd import verify
 
-    for command in (plugins, calibrate):
+    for command in (plugins, calibrate, verify):
         main.add_command(command)
 
 
