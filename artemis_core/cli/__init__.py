@@ -33,8 +33,9 @@ def _add_commands() -> None:
     from .calibrate_cmd import calibrate
     from .cost_cmd import cost
     from .plugins_cmd import plugins
+    from .verify_cmd import verify
 
-    for command in (plugins, calibrate, cost):
+    for command in (plugins, calibrate, cost, verify):
         main.add_command(command)
 
 
