@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import CalibrationError
 from .specs import OpCount
 
@@ -119,16 +119,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
 def save_calibration(calibration: Calibration, path: str | Path | None = None) -> Path:
     """Write ``calibration`` atomically (``None``: the user's file); returns the path."""
     target = Path(path) if path is not None else user_calibration_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(calibration.to_dict(), handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as handle:
+        json.dump(calibration.to_dict(), handle, indent=2)
+        handle.write("\n")
     return target
 
 

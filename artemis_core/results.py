@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import ArtemisError
 from .specs import OpCount
 
@@ -127,19 +127,9 @@ def jsonable(document: Any) -> Any:
 
 def write_json_atomic(path: Path, document: Any) -> None:
     """Write ``document`` to ``path`` so that readers see the old file or the new one,
-    never a partial one (temporary file in the same directory + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A dot-prefixed .tmp name: a leftover from a killed process is never read as a result.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True, default=to_builtin)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    never a partial one."""
+    with atomic_write(path) as handle:
+        json.dump(document, handle, indent=2, sort_keys=True, default=to_builtin)
 
 
 def _parse_record(path: Path, doc: Any) -> RunRecord:
