@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 from artemis_core.results import RunKey, RunRecord
@@ -73,3 +74,9 @@ def fake_prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=No
         raise FileNotFoundError(dense_checkpoint)
     _log(dense_checkpoint.parent.parent, f"run {strategy} {target} {seed} pid={os.getpid()}")
     return fake_metrics(strategy, target, seed)
+
+
+def slow_fake_prune_run(*args, **kwargs) -> dict:
+    """:func:`fake_prune_run` that takes a moment, so a test can kill it halfway."""
+    time.sleep(0.2)
+    return fake_prune_run(*args, **kwargs)

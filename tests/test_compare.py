@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from fake_pipeline import calls, fake_prune_run, fake_train_dense
@@ -68,6 +72,34 @@ def test_an_interrupted_comparison_resumes_and_loses_nothing(tmp_path):
     loaded = ResultStore(tmp_path).load()
     assert not loaded.problems and len(loaded.records) == 12
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+KILLED_COMPARISON = """
+import sys
+from fake_pipeline import fake_train_dense, slow_fake_prune_run
+from artemis_core.compare import ComparePlan, run_comparison
+plan = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
+                   ("2x", "4x"), (0, 1))
+run_comparison(plan, sys.argv[1], fake_train_dense, slow_fake_prune_run, progress=False)
+"""
+
+
+def test_a_killed_comparison_resumes_with_every_run_stored_once(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_COMPARISON, str(tmp_path)], env=env)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("*.json"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a child process: there is nothing to wait on
+    child.kill()  # SIGKILL: no clean-up code runs
+    child.wait()
+    stored_before = len(list(tmp_path.glob("*.json")))
+    assert 4 <= stored_before < 12
+    outcome = _run(tmp_path)
+    assert outcome.reused == stored_before and outcome.ran == 12 - stored_before
+    loaded = ResultStore(tmp_path).load()
+    assert not loaded.problems
+    assert sorted(r.key for r in loaded.records) == sorted(PLAN.keys())
 
 
 def test_a_dense_seed_whose_runs_are_all_stored_is_not_retrained(tmp_path):
