@@ -33,9 +33,10 @@ def _add_commands() -> None:
     from .calibrate_cmd import calibrate
     from .cost_cmd import cost
     from .plugins_cmd import plugins
+    from .train_cmd import train
     from .verify_cmd import verify
 
-    for command in (plugins, calibrate, cost, verify):
+    for command in (plugins, calibrate, cost, verify, train):
         main.add_command(command)
 
 
