@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -17,7 +18,7 @@ Examples:
   artemis train --dataset digits --out runs/digits-resnet.pt
   artemis train --dataset synthetic --epochs 3 --out runs/synthetic.pt --format json
   artemis train --dataset cifar10 --model resnet20 --data-root ~/data --epochs 160 \\
-      --out runs/cifar10-resnet20.pt
+      --augment --out runs/cifar10-resnet20.pt
 """)
 @click.option("--model", "model_name",
               help="Architecture (artemis plugins --kind model) [default: the dataset's].")
@@ -38,14 +39,16 @@ Examples:
               default=TrainConfig.weight_decay, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=TrainConfig.seed,
               show_default=True, help="Seeds the initial weights and the batch order.")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random crops and horizontal flips (for CIFAR; not for digits).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to write (artemis cost/verify --checkpoint read it).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
 @format_option()
 def train(model_name: str | None, dataset: str, data_root: str | None, epochs: int, lr: float,
-          batch_size: int, momentum: float, weight_decay: float, seed: int, out: Path,
-          progress: bool, fmt: str) -> None:
+          batch_size: int, momentum: float, weight_decay: float, seed: int, augment: bool,
+          out: Path, progress: bool, fmt: str) -> None:
     """Train a model (dense) and save it as a checkpoint with its accuracies.
 
     The run's state is kept in OUT.state after every epoch, so running the same command
@@ -62,7 +65,7 @@ def train(model_name: str | None, dataset: str, data_root: str | None, epochs: i
     model_name = model_name or data.default_model
     get("model", model_name)  # an unknown name fails before any data is read
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
-                         weight_decay=weight_decay, seed=seed)
+                         weight_decay=weight_decay, seed=seed, augment=augment)
     train_set, test_set = data.load("train"), data.load("test")
     model = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
     state = out.with_name(out.name + ".state")
@@ -76,9 +79,7 @@ def train(model_name: str | None, dataset: str, data_root: str | None, epochs: i
     checkpoint.save(checkpoint.Checkpoint.from_model(
         model, model=model_name, dataset=dataset, num_classes=data.num_classes,
         input_shape=data.input_shape, strategy="dense",
-        metrics={**metrics, "config": {"epochs": epochs, "lr": lr, "batch_size": batch_size,
-                                       "momentum": momentum, "weight_decay": weight_decay,
-                                       "seed": seed}}), out)
+        metrics={**metrics, "config": asdict(config)}), out)
     state.unlink(missing_ok=True)
     row = {"model": model_name, "dataset": dataset, "epochs": epochs,
            "train_acc": round(metrics["train_accuracy"], 4),
