@@ -35,9 +35,10 @@ def _add_commands() -> None:
     from .cost_cmd import cost
     from .plugins_cmd import plugins
     from .report_cmd import report
+    from .train_cmd import train
     from .verify_cmd import verify
 
-    for command in (plugins, calibrate, cost, verify, compare, report):
+    for command in (plugins, calibrate, cost, verify, train, compare, report):
         main.add_command(command)
 
 
