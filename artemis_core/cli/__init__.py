@@ -31,14 +31,13 @@ def main() -> None:
 
 def _add_commands() -> None:
     from .calibrate_cmd import calibrate
-    from .compare_cmd import compare
     from .cost_cmd import cost
     from .plugins_cmd import plugins
     from .report_cmd import report
     from .train_cmd import train
     from .verify_cmd import verify
 
-    for command in (plugins, calibrate, cost, verify, train, compare, report):
+    for command in (plugins, calibrate, cost, verify, train, report):
         main.add_command(command)
 
 
