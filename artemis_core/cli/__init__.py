@@ -31,8 +31,9 @@ def main() -> None:
 
 def _add_commands() -> None:
     from .plugins_cmd import plugins
+    from .prune_cmd import prune
 
-    for command in (plugins,):
+    for command in (plugins, prune):
         main.add_command(command)
 
 
