@@ -30,10 +30,11 @@ def main() -> None:
 
 
 def _add_commands() -> None:
+    from .calibrate_cmd import calibrate
     from .plugins_cmd import plugins
     from .prune_cmd import prune
 
-    for command in (plugins, prune):
+    for command in (plugins, calibrate, prune):
         main.add_command(command)
 
 
