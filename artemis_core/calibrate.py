@@ -12,7 +12,7 @@ from .latency import Calibration
 from .params import HEParams
 from .registry import get
 
-#: The backend whose primitives are timed: real CKKS.
+#: The real-CKKS backend: timed by calibration, run by ``artemis verify``.
 BACKEND = "pyfhel"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .. import __version__
@@ -29,13 +31,20 @@ def main() -> None:
     """Artemis: prune CNNs in rotation-shaped groups for faster CKKS inference."""
 
 
-def _add_commands() -> None:
-    from .calibrate_cmd import calibrate
-    from .plugins_cmd import plugins
-    from .prune_cmd import prune
+#: Command modules, one line each: module ``<name>_cmd`` defines the click command ``name``.
+COMMANDS = (
+    "calibrate",
+    "cost",
+    "plugins",
+    "prune",
+    "verify",
+)
 
-    for command in (plugins, calibrate, prune):
-        main.add_command(command)
+
+def _add_commands() -> None:
+    for name in COMMANDS:
+        module = importlib.import_module(f".{name}_cmd", __package__)
+        main.add_command(getattr(module, name))
 
 
 _add_commands()

@@ -33,7 +33,8 @@ def _as_mask(spec: ConvSpec, mask: torch.Tensor | None) -> torch.Tensor:
             f"layer {spec.name!r}: mask shape {tuple(mask.shape)} does not match the weight "
             f"shape {spec.weight_shape}"
         )
-    return (mask.detach() != 0).reshape(shape)
+    mask = mask.detach()
+    return (mask if mask.dtype == torch.bool else mask != 0).reshape(shape)
 
 
 class GazellePlan(LayerPlan):
@@ -44,57 +45,44 @@ class GazellePlan(LayerPlan):
         self.spec = layout.spec
         self.params = params
         self.mask = mask  # bool [c_out, c_in, taps]
-        hits = torch.bincount(layout.product_id, weights=mask.reshape(-1).double(),
-                              minlength=layout.n_products + 1)
+        # scatter-max of the 0/1 mask onto product ids: a product is live iff any of its
+        # weights is kept (the extra last id collects taps that touch no pixel)
+        hits = torch.zeros(layout.n_products + 1, dtype=torch.uint8).scatter_reduce_(
+            0, layout.product_id, mask.reshape(-1).contiguous().view(torch.uint8), "amax")
         #: live[O, j, tap, d]: the product of input block j, rotated by the tap, with the
-        #: d-th diagonal of weight block (O, j) is performed.
-        self.live = (hits[: layout.n_products] > 0).view(
+        #: d-th diagonal of weight block (O, j) is performed. Numpy from here on: the
+        #: reductions below are small, and torch's thread pool only slows them down.
+        self.live = hits[: layout.n_products].numpy().astype(bool).reshape(
             layout.n_out, layout.n_in, layout.taps, layout.period)
-
-    @property
-    def input_live(self) -> torch.Tensor:
-        """Bool [n_in, taps]: input rotations performed (the centre tap is free)."""
-        used = self.live.any(dim=3).any(dim=0)
-        used[:, self.layout.centre] = False
-        return used
-
-    @property
-    def sums_live(self) -> torch.Tensor:
-        """Bool [n_out, p]: partial sums P[O, d] that receive at least one product."""
-        return self.live.any(dim=2).any(dim=1)
-
-    @property
-    def blocks_live(self) -> torch.Tensor:
-        """Bool [n_out]: output ciphertexts that are computed (the rest are zero)."""
-        return self.sums_live.any(dim=1)
-
-    @property
-    def replication_steps(self) -> tuple[int, ...]:
-        """Layout-change rotations performed (none when the layer does no work)."""
-        return self.layout.replication_steps if bool(self.live.any()) else ()
+        #: input_live[j, tap]: input rotations performed (the centre tap is free).
+        self.input_live = self.live.any(axis=(0, 3))
+        self.input_live[:, layout.centre] = False
+        #: sums_live[O, d]: partial sums P[O, d] that receive at least one product.
+        self.sums_live = self.live.any(axis=(1, 2))
+        #: blocks_live[O]: output ciphertexts that are computed (the rest are zero).
+        self.blocks_live = self.sums_live.any(axis=1)
+        #: Layout-change rotations performed (none when the layer does no work).
+        self.replication_steps = layout.replication_steps if self.blocks_live.any() else ()
 
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
-        lay, sums = self.layout, self.sums_live
-        input_live, blocks = self.input_live, self.blocks_live
-        products_per_sum = self.live.sum(dim=(1, 2))
-        replication = self.replication_steps
-        steps = {lay.shifts[t] for t in torch.nonzero(input_live.any(dim=0)).view(-1).tolist()}
-        steps |= {lay.output_step(d) for d in torch.nonzero(sums[:, 1:].any(dim=0)).view(-1).add(1)
-                  .tolist()}
+        lay, sums, replication = self.layout, self.sums_live, self.replication_steps
+        steps = {lay.shifts[t] for t in np.flatnonzero(self.input_live.any(axis=0))}
+        steps |= {lay.output_step(d) for d in np.flatnonzero(sums[:, 1:].any(axis=0)) + 1}
         steps |= set(replication)
-        n_blocks = int(blocks.sum())
-        adds = (int((products_per_sum - 1).clamp(min=0).sum())
-                + int((sums.sum(dim=1) - 1).clamp(min=0).sum())
+        n_blocks = int(self.blocks_live.sum())
+        products_per_sum = self.live.sum(axis=(1, 2))
+        adds = (int(np.maximum(products_per_sum - 1, 0).sum())
+                + int(np.maximum(sums.sum(axis=1) - 1, 0).sum())
                 + len(replication) + (n_blocks if self.spec.bias else 0))
         return OpCount(
-            input_rotations=int(input_live.sum()),
+            input_rotations=int(self.input_live.sum()),
             output_rotations=int(sums[:, 1:].sum()),
             other_rotations=len(replication),
             pmult=int(self.live.sum()),
             adds=adds,
             rescales=n_blocks,
-            rotation_steps=frozenset(steps),
+            rotation_steps=frozenset(int(step) for step in steps),
         )
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
@@ -178,14 +166,14 @@ class GazellePlan(LayerPlan):
                 xs[0] = backend.add(xs[0], backend.rotate(xs[0], step))
         rotated: dict[tuple[int, int], Any] = {(j, lay.centre): xs[j] for j in range(lay.n_in)}
         with backend.rotation_purpose("input"):
-            for j, tap in torch.nonzero(self.input_live).tolist():
+            for j, tap in np.argwhere(self.input_live).tolist():
                 rotated[j, tap] = backend.rotate(xs[j], lay.shifts[tap])
         outputs: list[Any] = []
         for o in range(lay.n_out):
             total = None
-            for d in torch.nonzero(self.sums_live[o]).view(-1).tolist():
+            for d in np.flatnonzero(self.sums_live[o]).tolist():
                 partial = None
-                for j, tap in torch.nonzero(self.live[o, :, :, d]).tolist():
+                for j, tap in np.argwhere(self.live[o, :, :, d]).tolist():
                     product = backend.multiply_plain(rotated[j, tap],
                                                      self._plaintext(w, o, j, tap, d))
                     partial = product if partial is None else backend.add(partial, product)
