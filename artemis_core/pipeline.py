@@ -36,8 +36,8 @@ class PruneConfig:
     """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
 
     lam: float = 1.0
-    reg_epochs: int = 15
-    finetune_epochs: int = 15
+    reg_epochs: int = 10
+    finetune_epochs: int = 10
     lr: float = 0.05
     batch_size: int = 64
     max_sparsity: float = DEFAULT_MAX_SPARSITY
