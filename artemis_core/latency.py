@@ -30,7 +30,8 @@ class Calibration:
     ``rotation`` is one key switch (rotate), ``pmult`` a ciphertext x plaintext product
     without its encoding (``encode`` is the encoding of one plaintext), ``cmult`` a
     ciphertext x ciphertext product with relinearisation; ``rotation_key_bytes`` is
-    the size of one rotation key. All timed at the top level of a fresh ciphertext.
+    the size of one rotation key. All timed at the top level of a fresh ciphertext, in
+    CPU seconds of the executing thread (wall time on an idle machine).
     """
 
     log_n: int

@@ -34,9 +34,12 @@ def main() -> None:
 #: Command modules, one line each: module ``<name>_cmd`` defines the click command ``name``.
 COMMANDS = (
     "calibrate",
+    "compare",
     "cost",
     "plugins",
     "prune",
+    "report",
+    "train",
     "verify",
 )
 
