@@ -187,3 +187,16 @@ def test_whole_layer_group_saves_everything_including_the_layout_change():
     savings = MODEL.group_savings(spec, params, index)
     assert dense.other_rotations == 2
     assert (savings.rotations[0], savings.pmult[0]) == (dense.rotations, dense.pmult)
+
+
+def test_overlapping_groups_get_the_same_savings_as_alone():
+    spec, params = ConvSpec("c", 12, 20, height=4, width=4), small_params(11)
+    positional = MODEL.group_index(spec, params, "positional")
+    diagonal = MODEL.group_index(spec, params, "diagonal")
+    width = max(positional.shape[1], diagonal.shape[1])
+    both = torch.cat([torch.nn.functional.pad(g, (0, width - g.shape[1]), value=-1)
+                      for g in (positional, diagonal)])
+    together = MODEL.group_savings(spec, params, both)
+    alone = [MODEL.group_savings(spec, params, g) for g in (positional, diagonal)]
+    assert list(together.rotations) == [*alone[0].rotations, *alone[1].rotations]
+    assert list(together.pmult) == [*alone[0].pmult, *alone[1].pmult]

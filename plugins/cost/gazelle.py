@@ -225,6 +225,8 @@ class GazelleCostModel(CostModel):
         flat = ((o * c_in + c) * taps + t).masked_fill((o >= c_out) | (c >= c_in), -1)
         rows = flat.reshape(flat.shape[0] * flat.shape[1], -1)  # the first two dims name a group
         rows = rows[(rows >= 0).any(dim=1)]
+        if not bool((rows < 0).any()):  # full blocks: nothing to move
+            return rows
         # stable sort on "is padding" moves -1 to the end of each row, order kept
         order = torch.sort((rows < 0).to(torch.int8), dim=1, stable=True).indices
         return rows.gather(1, order)
@@ -233,8 +235,9 @@ class GazelleCostModel(CostModel):
                       index: torch.Tensor) -> GroupSavings:
         """Exact ops saved by zeroing each group alone in a dense layer.
 
-        A product (or rotation) disappears iff every weight feeding it is in the group:
-        count each group's weights per resource and compare with the resource's total.
+        A product disappears iff all its weights are in the group, and a rotation iff all
+        the products that use it do; so find the (group, product) pairs a group empties,
+        then count per group the products and the rotations they complete.
         """
         lay = gazelle_layout(spec, params)
         n_groups = index.shape[0]
@@ -245,23 +248,46 @@ class GazelleCostModel(CostModel):
         if weight.numel() and (int(weight.max()) >= numel):
             raise SpecError(f"layer {spec.name!r}: group index {int(weight.max())} out of "
                             f"range for {numel} weights")
-        pairs = torch.unique(group * numel + weight)  # a weight listed twice counts once
-        group, weight = pairs // numel, pairs % numel
-        mine, every = lay.resources(lay.product_id[weight]), lay.resources(lay.product_id)
-        pmult = _saved(group, mine["product"], every["product"], n_groups)
-        rotations = (_saved(group, mine["input"], every["input"], n_groups)
-                     + _saved(group, mine["output"], every["output"], n_groups))
-        replication = len(lay.replication_steps)
-        if replication:  # the layout change goes only when the whole layer is zeroed
-            in_group = torch.bincount(group[mine["product"] >= 0], minlength=n_groups)
-            rotations = rotations + replication * (in_group == int((every["product"] >= 0).sum()))
+        group, product = _emptied_products(lay, group, weight, n_groups)
+        pmult = torch.bincount(group, minlength=n_groups)
+        mine, every = lay.resources(product), lay.resources(lay.products)
+        rotations = (_completed(group, mine["input"], every["input"], n_groups)
+                     + _completed(group, mine["output"], every["output"], n_groups))
+        if lay.replication_steps:  # the layout change goes only with every product
+            rotations = rotations + len(lay.replication_steps) * (pmult == len(lay.products))
         return GroupSavings(rotations=rotations.numpy().astype(np.int64),
                             pmult=pmult.numpy().astype(np.int64))
 
 
-def _saved(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
-           n_groups: int) -> torch.Tensor:
-    """Per group, how many resources have all their weights in the group (-1: none)."""
+def _emptied_products(lay: GazelleLayout, group: torch.Tensor, weight: torch.Tensor,
+                      n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group, product) pairs where the group holds every weight of the product."""
+    numel = lay.product_id.numel()
+    low = torch.full((numel,), n_groups).scatter_reduce(0, weight, group, "amin")
+    high = torch.full((numel,), -1).scatter_reduce(0, weight, group, "amax")
+    held = high >= 0
+    if bool((low[held] == high[held]).all()):
+        # disjoint groups (the usual case): a product is emptied iff all its weights
+        # have the same owner (weights in no group have owner -1)
+        size = lay.n_products + 1
+        first = torch.full((size,), n_groups).scatter_reduce(0, lay.product_id, high, "amin")
+        last = torch.full((size,), -1).scatter_reduce(0, lay.product_id, high, "amax")
+        product = torch.nonzero((first == last) & (first >= 0))[:, 0]
+        product = product[product < lay.n_products]  # drop taps that touch no pixel
+        return first[product], product
+    pairs = torch.unique(group * numel + weight)  # a weight listed twice counts once
+    keys, counts = torch.unique((pairs // numel) * (lay.n_products + 1)
+                                + lay.product_id[pairs % numel], return_counts=True)
+    group, product = keys // (lay.n_products + 1), keys % (lay.n_products + 1)
+    full = (product < lay.n_products) & (counts == lay.weights_per_product[
+        product.clamp(max=lay.n_products - 1)])
+    return group[full], product[full]
+
+
+def _completed(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
+               n_groups: int) -> torch.Tensor:
+    """Per group, how many rotations (``ids`` of its emptied products, -1: none) lose
+    every product that uses them (``all_ids``: the rotation of every product)."""
     keep = ids >= 0
     group, ids = group[keep], ids[keep]
     if ids.numel() == 0:
@@ -269,8 +295,7 @@ def _saved(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
     totals = torch.bincount(all_ids[all_ids >= 0], minlength=int(ids.max()) + 1)
     width = totals.numel()
     keys, counts = torch.unique(group * width + ids, return_counts=True)
-    complete = counts == totals[keys % width]
-    return torch.bincount(keys[complete] // width, minlength=n_groups)
+    return torch.bincount(keys[counts == totals[keys % width]] // width, minlength=n_groups)
 
 
 @hookimpl

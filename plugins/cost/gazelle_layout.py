@@ -185,6 +185,16 @@ class GazelleLayout:
         dead = torch.from_numpy(~self.tap_live).view(1, 1, -1)
         return ids.masked_fill(dead, self.n_products).reshape(-1)
 
+    @cached_property
+    def weights_per_product(self) -> torch.Tensor:
+        """Long [n_products]: how many weights feed each product (0: none exists)."""
+        return torch.bincount(self.product_id, minlength=self.n_products + 1)[:-1]
+
+    @cached_property
+    def products(self) -> torch.Tensor:
+        """Ids of the products a dense layer performs."""
+        return torch.nonzero(self.weights_per_product)[:, 0]
+
     def resources(self, product: torch.Tensor) -> dict[str, torch.Tensor]:
         """For product ids (see :attr:`product_id`): the product, input rotation
         (j·taps + tap) and output rotation (O·p + d) each one needs, -1 where none
