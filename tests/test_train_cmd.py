@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from fake_cifar import write_cifar10
 
 from artemis_core.checkpoint import load_model
 from artemis_core.cli import main
@@ -58,6 +59,24 @@ def test_unknown_names_list_the_known_ones(tmp_path, option, value, known):
     result = _train(option, value, "--out", str(tmp_path / "x.pt"))
     assert result.exit_code != 0
     assert f"{value!r}" in result.output and known in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cifar_is_read_from_the_data_root(tmp_path):
+    write_cifar10(tmp_path / "data", per_batch=8, test=8)
+    result = _train("--dataset", "cifar10", "--data-root", str(tmp_path / "data"),
+                    "--model", "small-cnn", "--epochs", "1", "--augment",
+                    "--out", str(tmp_path / "c.pt"), "--format", "json")
+    assert result.exit_code == 0, result.output
+    _, checkpoint = load_model(tmp_path / "c.pt")
+    assert checkpoint.input_shape == (3, 32, 32) and checkpoint.num_classes == 10
+    assert checkpoint.metrics["config"]["augment"] is True
+
+
+def test_missing_cifar_directory_is_a_one_line_error(tmp_path):
+    result = _train("--dataset", "cifar10", "--data-root", str(tmp_path),
+                    "--out", str(tmp_path / "c.pt"))
+    assert result.exit_code != 0 and "never downloads" in result.output
     assert "Traceback" not in result.output
 
 
