@@ -45,15 +45,9 @@ class GazellePlan(LayerPlan):
         self.spec = layout.spec
         self.params = params
         self.mask = mask  # bool [c_out, c_in, taps]
-        # scatter-max of the 0/1 mask onto product ids: a product is live iff any of its
-        # weights is kept (the extra last id collects taps that touch no pixel)
-        hits = torch.zeros(layout.n_products + 1, dtype=torch.uint8).scatter_reduce_(
-            0, layout.product_id, mask.reshape(-1).contiguous().view(torch.uint8), "amax")
         #: live[O, j, tap, d]: the product of input block j, rotated by the tap, with the
-        #: d-th diagonal of weight block (O, j) is performed. Numpy from here on: the
-        #: reductions below are small, and torch's thread pool only slows them down.
-        self.live = hits[: layout.n_products].numpy().astype(bool).reshape(
-            layout.n_out, layout.n_in, layout.taps, layout.period)
+        #: d-th diagonal of weight block (O, j) is performed.
+        self.live = layout.live_products(mask.numpy())
         #: input_live[j, tap]: input rotations performed (the centre tap is free).
         self.input_live = self.live.any(axis=(0, 3))
         self.input_live[:, layout.centre] = False
