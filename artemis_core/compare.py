@@ -9,6 +9,7 @@ and resuming are tested with small deterministic runners.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
@@ -116,17 +117,38 @@ def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
     return record
 
 
-class _InlineExecutor(Executor):
-    """Runs each task at submission in this process (``--jobs 1``): no pickling, and
-    Ctrl-C stops the run at once."""
+class _DeferredFuture(Future):
+    """A task of :class:`_InlineExecutor`: it runs when :meth:`run` is called."""
 
-    def submit(self, fn, /, *args, **kwargs):
-        future: Future = Future()
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__()
+        self._call = call
+
+    def run(self) -> None:
+        """Run the task in this process; Ctrl-C (not an ``Exception``) propagates."""
         try:
-            future.set_result(fn(*args, **kwargs))
+            self.set_result(self._call())
         except Exception as exc:
-            future.set_exception(exc)
-        return future
+            self.set_exception(exc)
+
+
+class _InlineExecutor(Executor):
+    """``--jobs 1``: tasks run one by one in this process, oldest first, when the
+    scheduler asks for the next finished one (no pickling; Ctrl-C stops at once)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> _DeferredFuture:
+        return _DeferredFuture(functools.partial(fn, *args, **kwargs))
+
+
+def _next_finished(running: Mapping[Future, Any]) -> list[Future]:
+    """Finished tasks in submission order (seed-major, reproducible); with the inline
+    executor, runs the oldest task first."""
+    oldest = next(iter(running))
+    if isinstance(oldest, _DeferredFuture):
+        oldest.run()
+        return [oldest]
+    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+    return [f for f in running if f in finished]
 
 
 def available_cores() -> int:
@@ -199,9 +221,7 @@ def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune
             task = executor.submit(_train_dense, dense_fn, plan, seed, out, show_each)
             running[task] = ("dense", seed)
         while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            # In submission order (``wait`` gives a set): seed-major, reproducible.
-            for future in [f for f in running if f in finished]:
+            for future in _next_finished(running):
                 kind, what = running.pop(future)
                 bar.update(1)
                 label = f"dense seed {what}" if kind == "dense" else what.label()

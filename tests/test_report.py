@@ -276,7 +276,7 @@ def test_report_shows_stored_failures_and_says_how_to_retry_them(result_dir):
     result = _report(result_dir)
     assert result.exit_code == 0
     assert "cannot reach 6x" in result.stdout
-    assert "1 runs failed" in result.stderr and "delete their files" in result.stderr
+    assert "1 of 13 runs failed" in result.stderr and "delete their files" in result.stderr
 
 
 def test_report_writes_csv_and_a_plot_to_files(result_dir, tmp_path):

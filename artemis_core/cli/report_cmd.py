@@ -43,8 +43,9 @@ def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
         raise ArtemisError(f"no results to report in {str(store.root)!r}")
     failed = sum(not record.ok for record in records)
     if failed:
-        click.echo(f"note: {failed} runs failed (see the note column); they are stored, so "
-                   f"a rerun skips them: delete their files in {store.root} to retry", err=True)
+        click.echo(f"note: {failed} of {len(records)} runs failed (see the note column); they "
+                   f"are stored, so a rerun skips them: delete their files in {store.root} to "
+                   "retry them", err=True)
     loaded_calibration = load_calibration(calibration)
 
     def latency(ops):
