@@ -45,7 +45,7 @@ def _count(value: float) -> str:
 
 METRICS: tuple[Metric, ...] = (
     Metric("accuracy", "accuracy %", lambda v: f"{100 * v:.2f}"),
-    Metric("delta_accuracy", "Δ acc (pp)", lambda v: f"{100 * v:+.2f}"),
+    Metric("delta_accuracy", "vs dense (pp)", lambda v: f"{100 * v:+.2f}"),
     Metric("rotations", "rotations", _count),
     Metric("rotation_reduction", "rot. reduction ×", lambda v: f"{v:.2f}"),
     Metric("pmult", "PMult", _count),
