@@ -36,7 +36,7 @@ from .zoo import build_model
 class PruneConfig:
     """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
 
-    lam: float = 1.0
+    lam: float = 2.0
     reg_epochs: int = 10
     finetune_epochs: int = 10
     lr: float = 0.05
