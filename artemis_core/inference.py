@@ -1,0 +1,67 @@
+"""Encrypted inference with the client and the server apart.
+
+The client owns the secret key: it makes the CKKS context and keys for the server's
+:class:`ServiceInfo`, sends the server :class:`EvaluationKeys` (bytes, as over a
+network), encrypts images and decrypts logits. The server owns the model: it holds
+the compiled :class:`HEProgram` and a :class:`PyfhelEvaluator` built from the keys,
+never a secret key, and turns ciphertext bytes into ciphertext bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from Pyfhel import PyCtxt
+
+from .evaluator import EvaluationKeys, PyfhelEvaluator, new_context
+from .he_program import HEProgram, ServiceInfo
+from .specs import OpCount
+
+
+class Client:
+    """Holds the secret key; encrypts inputs and decrypts results for one service."""
+
+    def __init__(self, service: ServiceInfo) -> None:
+        self.service = service
+        self._he = new_context(service.params)
+        self._he.keyGen()
+        self._he.relinKeyGen()
+        # one key per step the server will use: SEAL would otherwise silently compose a
+        # missing step from several key switches
+        self._he.rotateKeyGen(rot_steps=list(service.rotation_steps))
+
+    def evaluation_keys(self) -> EvaluationKeys:
+        """The keys the server needs (public, relinearisation, rotations), serialised."""
+        return EvaluationKeys.export(self._he, self.service.rotation_steps)
+
+    def encrypt(self, image: torch.Tensor) -> list[bytes]:
+        """One C×H×W image, packed for the first layer, encrypted and serialised."""
+        return [self._he.encrypt(v).to_bytes() for v in self.service.pack(image)]
+
+    def decrypt(self, outputs: list[bytes]) -> torch.Tensor:
+        """The logits from the server's serialised output ciphertexts."""
+        slots = [self._he.decrypt(PyCtxt(pyfhel=self._he, bytestring=b)) for b in outputs]
+        return self.service.read_logits(slots)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The server's answer to one query and the operations it executed."""
+
+    outputs: list[bytes]
+    ops: OpCount
+
+
+class Server:
+    """Runs a compiled network on ciphertexts with the client's evaluation keys only."""
+
+    def __init__(self, program: HEProgram, keys: EvaluationKeys) -> None:
+        self.program = program
+        self.backend = PyfhelEvaluator(program.service.params, keys)
+
+    def infer(self, inputs: list[bytes]) -> Reply:
+        """Evaluate the network on one encrypted image."""
+        self.backend.reset_counts()
+        outputs = self.program.run(self.backend, [self.backend.load(b) for b in inputs])
+        return Reply([self.backend.dump(ct) for ct in outputs], self.backend.ops)
