@@ -14,7 +14,7 @@ from .errors import ArtemisError, BackendError, BudgetError, ParamsError, Plugin
 from .hookspecs import hookimpl, hookspec
 from .params import HEParams
 from .specs import ConvSpec, OpCount
-from .strategy import GroupSet, Strategy
+from .strategy import CostModelGroupStrategy, GroupSet, Strategy, make_group_set
 
 try:
     __version__ = version("artemis-he")
@@ -22,7 +22,9 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
 __all__ = [
-    "ArtemisError", "BackendError", "BudgetError", "ConvSpec", "CostModel", "Dataset",
+    "ArtemisError", "BackendError", "BudgetError", "ConvSpec", "CostModel",
+    "CostModelGroupStrategy", "Dataset",
     "GroupSavings", "GroupSet", "HEBackend", "HEParams", "LayerPlan", "ModelInfo", "OpCount",
     "ParamsError", "PluginError", "SpecError", "Strategy", "__version__", "hookimpl", "hookspec",
+    "make_group_set",
 ]

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .errors import BackendError
 from .params import HEParams
 from .specs import OpCount
+
+#: Purpose of a rotation -> the OpCount field that counts it.
+ROTATION_FIELDS = {
+    "input": "input_rotations", "output": "output_rotations", "other": "other_rotations",
+}
+
+
+def canonical_step(step: int, slots: int) -> int:
+    """The rotation step in (-slots/2, slots/2]: steps equal modulo ``slots`` are one
+    Galois element, hence one key, so keys are counted on this form."""
+    step %= slots
+    return step - slots if step > slots // 2 else step
 
 
 class HEBackend(ABC):
@@ -23,6 +37,8 @@ class HEBackend(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: OpCount field that :meth:`_count_rotation` adds to (see :meth:`rotation_purpose`).
+    _rotation_field: str = "other_rotations"
 
     def __init__(self, params: HEParams) -> None:
         self.params = params
@@ -34,6 +50,24 @@ class HEBackend(ABC):
 
     def _count(self, **delta: Any) -> None:
         self.ops = self.ops + OpCount(**delta)
+
+    @contextmanager
+    def rotation_purpose(self, purpose: str) -> Iterator[None]:
+        """Count rotations inside the block as ``purpose`` (``input``, ``output`` or
+        ``other``): the caller knows why it rotates, the backend only counts."""
+        if purpose not in ROTATION_FIELDS:
+            allowed = ", ".join(ROTATION_FIELDS)
+            raise BackendError(f"rotation purpose {purpose!r}; allowed: {allowed}")
+        previous, self._rotation_field = self._rotation_field, ROTATION_FIELDS[purpose]
+        try:
+            yield
+        finally:
+            self._rotation_field = previous
+
+    def _count_rotation(self, step: int) -> None:
+        """Count one rotation by ``step`` under the current purpose."""
+        self._count(**{self._rotation_field: 1},
+                    rotation_steps=frozenset({canonical_step(step, self.params.slots)}))
 
     @abstractmethod
     def keygen(self, rotation_steps: Iterable[int]) -> None:

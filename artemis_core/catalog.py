@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +23,15 @@ class ModelInfo:
     description: str = ""
 
 
+#: Environment variable naming the directory that holds local datasets (e.g. CIFAR).
+DATA_ROOT_ENV = "ARTEMIS_DATA"
+
+
 class Dataset(ABC):
-    """A labelled image dataset (plugin kind ``dataset``)."""
+    """A labelled image dataset (plugin kind ``dataset``).
+
+    ``root`` is the directory of local data files; it defaults to ``$ARTEMIS_DATA``.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -32,7 +40,8 @@ class Dataset(ABC):
     default_model: ClassVar[str]
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root is not None else None
+        root = root if root is not None else os.environ.get(DATA_ROOT_ENV)
+        self.root = Path(root) if root else None
 
     @abstractmethod
     def load(self, split: str) -> TensorDataset:

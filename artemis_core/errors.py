@@ -23,3 +23,7 @@ class BackendError(ArtemisError):
 
 class BudgetError(ArtemisError):
     """A pruning target that a strategy cannot reach."""
+
+
+class CalibrationError(ArtemisError):
+    """A latency calibration file that is missing, corrupt or inconsistent."""

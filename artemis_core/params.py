@@ -25,7 +25,8 @@ class HEParams:
     def __post_init__(self) -> None:
         if self.log_n not in MAX_LOG_Q_128:
             raise ParamsError(
-                f"log_n={self.log_n} unsupported; allowed: {min(MAX_LOG_Q_128)}..{max(MAX_LOG_Q_128)}"
+                f"log_n={self.log_n} unsupported; "
+                f"allowed: {min(MAX_LOG_Q_128)}..{max(MAX_LOG_Q_128)}"
             )
         bits = tuple(self.coeff_modulus_bits)
         object.__setattr__(self, "coeff_modulus_bits", bits)

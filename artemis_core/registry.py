@@ -84,7 +84,8 @@ class Registry:
             return self._entries[kind][name].obj
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            raise PluginError(f"unknown {kind.replace('_', ' ')} {name!r}; known: {known}") from None
+            label = kind.replace("_", " ")
+            raise PluginError(f"unknown {label} {name!r}; known: {known}") from None
 
     def names(self, kind: str) -> list[str]:
         """Registered names of one kind, sorted."""

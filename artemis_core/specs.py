@@ -14,6 +14,9 @@ class ConvSpec:
     ``height``/``width`` are the layer's input size in valid pixels; ``gap`` is their
     spacing on the slot grid (1 when compact, doubled after each stride-2 layer). A
     linear layer is a ``kind="linear"`` spec with ``kernel=1`` and ``height=width=1``.
+    ``bias`` says whether the layer adds a bias. ``layout_channels`` is max(C_in, C_out)
+    of the layer whose encrypted output this layer reads, which fixes the input's slot
+    layout (0: the input is packed afresh for this layer).
     """
 
     name: str
@@ -27,12 +30,18 @@ class ConvSpec:
     gap: int = 1
     groups: int = 1
     kind: str = "conv"
+    bias: bool = False
+    layout_channels: int = 0
 
     def __post_init__(self) -> None:
         for f in ("c_in", "c_out", "kernel", "stride", "height", "width", "gap", "groups"):
             value = getattr(self, f)
             if not isinstance(value, int) or value < 1:
                 raise SpecError(f"layer {self.name!r}: {f}={value!r} must be a positive integer")
+        if not isinstance(self.layout_channels, int) or self.layout_channels < 0:
+            raise SpecError(
+                f"layer {self.name!r}: layout_channels={self.layout_channels!r} must be >= 0"
+            )
         if self.kind not in ("conv", "linear"):
             raise SpecError(f"layer {self.name!r}: kind={self.kind!r}; allowed: conv, linear")
 

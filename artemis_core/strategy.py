@@ -38,6 +38,11 @@ class GroupSet:
         """Number of weights in each group."""
         return (self.index >= 0).sum(dim=1)
 
+    def gather(self, weight: torch.Tensor) -> torch.Tensor:
+        """Each group's weight values ([G, M]); padding reads 0."""
+        flat = torch.cat([weight.reshape(-1), weight.new_zeros(1)])
+        return flat[self.index]  # index -1 addresses the appended zero
+
 
 class Strategy(ABC):
     """A pruning method (plugin kind ``strategy``).
@@ -51,6 +56,10 @@ class Strategy(ABC):
     description: ClassVar[str] = ""
     #: Train with L = CE + λ Σ_g c_g ‖W_g‖₂/√|g| before selecting groups.
     regularized: ClassVar[bool] = False
+    #: Select groups by importance per rotation saved (else by importance alone, as
+    #: plaintext baselines do); rotation-aware strategies never prune groups that
+    #: save no rotation.
+    rotation_aware: ClassVar[bool] = True
 
     @abstractmethod
     def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:
@@ -58,6 +67,31 @@ class Strategy(ABC):
 
     def importance(self, weight: torch.Tensor, groups: GroupSet) -> torch.Tensor:
         """Importance of each group ([G]); the default is ‖W_g‖₂/√|g|."""
-        flat = torch.cat([weight.detach().reshape(-1), weight.new_zeros(1)])
-        values = flat[groups.index.clamp(min=-1)]  # -1 reads the appended zero
-        return values.pow(2).sum(dim=1).sqrt() / groups.sizes.clamp(min=1).sqrt()
+        norms = groups.gather(weight.detach()).norm(dim=1)
+        return norms / groups.sizes.clamp(min=1).sqrt()
+
+
+def make_group_set(
+    spec: ConvSpec, params: HEParams, cost_model: CostModel, kind: str, index: torch.Tensor
+) -> GroupSet:
+    """Wrap a group index with the ops each group saves (from ``cost_model``); the
+    penalty weight c_g is the rotations the group saves."""
+    saved = cost_model.group_savings(spec, params, index)
+    rotations = torch.as_tensor(saved.rotations, dtype=torch.long)
+    return GroupSet(spec.name, kind, index, rotations,
+                    torch.as_tensor(saved.pmult, dtype=torch.long), rotations.float())
+
+
+class CostModelGroupStrategy(Strategy):
+    """A strategy whose groups are the cost model's rotation-shaped groups of ``kinds``."""
+
+    kinds: ClassVar[tuple[str, ...]]
+
+    def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:
+        return [
+            make_group_set(
+                spec, params, cost_model, kind, cost_model.group_index(spec, params, kind)
+            )
+            for kind in self.kinds
+            if kind in cost_model.group_kinds
+        ]

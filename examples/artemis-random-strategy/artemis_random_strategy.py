@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import torch
 
-from artemis_core import ConvSpec, CostModel, GroupSet, HEParams, Strategy, hookimpl
+from artemis_core import (
+    ConvSpec,
+    CostModel,
+    GroupSet,
+    HEParams,
+    Strategy,
+    hookimpl,
+    make_group_set,
+)
 
 GROUP_SIZE = 16
 
@@ -26,10 +34,7 @@ class RandomStrategy(Strategy):
         padded = torch.full((-(-numel // GROUP_SIZE) * GROUP_SIZE,), -1, dtype=torch.long)
         padded[:numel] = order
         index = padded.view(-1, GROUP_SIZE)
-        saved = cost_model.group_savings(spec, params, index)
-        rotations = torch.as_tensor(saved.rotations)
-        return [GroupSet(spec.name, "random", index, rotations,
-                         torch.as_tensor(saved.pmult), rotations.float())]
+        return [make_group_set(spec, params, cost_model, "random", index)]
 
 
 @hookimpl

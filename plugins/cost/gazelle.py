@@ -1,0 +1,291 @@
+"""The ``gazelle`` cost model: channel-packed convolution with diagonal accumulation.
+
+Design §5 (docs/cost-model.md). A plan is one bool array, ``live[O, j, tap, d]``: which
+plaintext products are performed. Every count (input rotations (j, tap), output
+rotations (O, d), additions, rescales, rotation keys) is read off that array, and
+:meth:`GazellePlan.execute` walks exactly the same array on a backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from artemis_core import hookimpl
+from artemis_core.backend import HEBackend
+from artemis_core.cost_model import CostModel, GroupSavings, LayerPlan
+from artemis_core.errors import SpecError
+from artemis_core.params import HEParams
+from artemis_core.specs import ConvSpec, OpCount
+
+from .gazelle_layout import GazelleLayout, gazelle_layout
+
+
+def _as_mask(spec: ConvSpec, mask: torch.Tensor | None) -> torch.Tensor:
+    """Bool [c_out, c_in, taps] from a weight-shaped mask (``None``: dense)."""
+    shape = (spec.c_out, spec.c_in, spec.kernel ** 2)
+    if mask is None:
+        return torch.ones(shape, dtype=torch.bool)
+    if tuple(mask.shape) != spec.weight_shape:
+        raise SpecError(
+            f"layer {spec.name!r}: mask shape {tuple(mask.shape)} does not match the weight "
+            f"shape {spec.weight_shape}"
+        )
+    return (mask.detach() != 0).reshape(shape)
+
+
+class GazellePlan(LayerPlan):
+    """The products, rotations and sums one layer performs under one mask."""
+
+    def __init__(self, layout: GazelleLayout, params: HEParams, mask: torch.Tensor) -> None:
+        self.layout = layout
+        self.spec = layout.spec
+        self.params = params
+        self.mask = mask  # bool [c_out, c_in, taps]
+        hits = torch.bincount(layout.product_id, weights=mask.reshape(-1).double(),
+                              minlength=layout.n_products + 1)
+        #: live[O, j, tap, d]: the product of input block j, rotated by the tap, with the
+        #: d-th diagonal of weight block (O, j) is performed.
+        self.live = (hits[: layout.n_products] > 0).view(
+            layout.n_out, layout.n_in, layout.taps, layout.period)
+
+    @property
+    def input_live(self) -> torch.Tensor:
+        """Bool [n_in, taps]: input rotations performed (the centre tap is free)."""
+        used = self.live.any(dim=3).any(dim=0)
+        used[:, self.layout.centre] = False
+        return used
+
+    @property
+    def sums_live(self) -> torch.Tensor:
+        """Bool [n_out, p]: partial sums P[O, d] that receive at least one product."""
+        return self.live.any(dim=2).any(dim=1)
+
+    @property
+    def blocks_live(self) -> torch.Tensor:
+        """Bool [n_out]: output ciphertexts that are computed (the rest are zero)."""
+        return self.sums_live.any(dim=1)
+
+    @property
+    def replication_steps(self) -> tuple[int, ...]:
+        """Layout-change rotations performed (none when the layer does no work)."""
+        return self.layout.replication_steps if bool(self.live.any()) else ()
+
+    def op_count(self) -> OpCount:
+        """Operations :meth:`execute` performs, read off the plan's arrays."""
+        lay, sums = self.layout, self.sums_live
+        input_live, blocks = self.input_live, self.blocks_live
+        products_per_sum = self.live.sum(dim=(1, 2))
+        replication = self.replication_steps
+        steps = {lay.shifts[t] for t in torch.nonzero(input_live.any(dim=0)).view(-1).tolist()}
+        steps |= {lay.output_step(d) for d in torch.nonzero(sums[:, 1:].any(dim=0)).view(-1).add(1)
+                  .tolist()}
+        steps |= set(replication)
+        n_blocks = int(blocks.sum())
+        adds = (int((products_per_sum - 1).clamp(min=0).sum())
+                + int((sums.sum(dim=1) - 1).clamp(min=0).sum())
+                + len(replication) + (n_blocks if self.spec.bias else 0))
+        return OpCount(
+            input_rotations=int(input_live.sum()),
+            output_rotations=int(sums[:, 1:].sum()),
+            other_rotations=len(replication),
+            pmult=int(self.live.sum()),
+            adds=adds,
+            rescales=n_blocks,
+            rotation_steps=frozenset(steps),
+        )
+
+    def pack(self, x: torch.Tensor) -> list[np.ndarray]:
+        """Slot vectors of input ``x`` (C_in×h×w, or C_in for a linear layer), laid out
+        with the input's period and replicated over the ciphertext."""
+        lay, spec = self.layout, self.spec
+        x = x.detach().to(torch.float64).reshape(spec.c_in, spec.height, spec.width).numpy()
+        q = lay.in_period
+        blocks = np.zeros((lay.packed_inputs * q, lay.hw))
+        slots = lay.pixel_slots(np.arange(spec.height), np.arange(spec.width)).reshape(-1)
+        blocks[: spec.c_in, slots] = x.reshape(spec.c_in, -1)
+        copies = lay.regions // q
+        return [np.tile(b.reshape(-1), copies) for b in blocks.reshape(-1, q * lay.hw)]
+
+    def unpack(self, slots: list[np.ndarray | None]) -> torch.Tensor:
+        """Output C_out×h'×w' (C_out for a linear layer) read from the first copy of each
+        output ciphertext at the stride positions; ``None`` is a block that is all zero."""
+        lay, spec = self.layout, self.spec
+        if len(slots) != lay.n_out:
+            raise SpecError(f"layer {spec.name!r}: got {len(slots)} output vectors, "
+                            f"expected {lay.n_out}")
+        rows, cols = lay.output_pixels
+        where = lay.pixel_slots(rows, cols).reshape(-1)
+        p, hw = lay.period, lay.hw
+        zero = np.zeros(p * hw)
+        regions = np.concatenate([
+            (zero if s is None else np.asarray(s)[: p * hw]).reshape(p, hw) for s in slots
+        ])
+        out = torch.from_numpy(regions[: spec.c_out][:, where].copy())
+        if spec.kind == "linear":
+            return out.reshape(spec.c_out)
+        return out.reshape(spec.c_out, len(rows), len(cols))
+
+    def _weights(self, weight: torch.Tensor) -> np.ndarray:
+        """Masked weights zero-padded to [n_out·p, n_in·p, taps]."""
+        lay, spec = self.layout, self.spec
+        if tuple(weight.shape) != spec.weight_shape:
+            raise SpecError(f"layer {spec.name!r}: weight shape {tuple(weight.shape)}, "
+                            f"expected {spec.weight_shape}")
+        w = weight.detach().to(torch.float64).reshape(self.mask.shape) * self.mask
+        padded = np.zeros((lay.n_out * lay.period, lay.n_in * lay.period, lay.taps))
+        padded[: spec.c_out, : spec.c_in] = w.numpy()
+        return padded
+
+    def _plaintext(self, w: np.ndarray, o: int, j: int, tap: int, d: int) -> np.ndarray:
+        """Mask of product (O, j, tap, d): W[O·p + (i+d) mod p, j·p + i, tap] over region
+        i, at the output pixels where the tap reads a valid pixel, in every copy."""
+        lay, p = self.layout, self.layout.period
+        i = np.arange(p)
+        values = w[o * p + (i + d) % p, j * p + i, tap]
+        block = values[:, None] * lay.tap_masks[tap][None, :]
+        return np.tile(block.reshape(-1), lay.regions // p)
+
+    def _bias_plaintext(self, bias: torch.Tensor, o: int) -> np.ndarray:
+        """Bias of output block O at its valid output pixels, in every copy."""
+        lay, p = self.layout, self.layout.period
+        values = np.zeros(p)
+        chunk = bias.detach().to(torch.float64).numpy()[o * p: (o + 1) * p]
+        values[: len(chunk)] = chunk
+        rows, cols = lay.output_pixels
+        pixels = np.zeros(lay.hw)
+        pixels[lay.pixel_slots(rows, cols).reshape(-1)] = 1.0
+        return np.tile((values[:, None] * pixels[None, :]).reshape(-1), lay.regions // p)
+
+    def execute(self, backend: HEBackend, inputs: list[Any], weight: torch.Tensor,
+                bias: torch.Tensor | None = None) -> list[Any]:
+        """Run the plan: re-replicate, rotate inputs per tap, multiply-accumulate each
+        diagonal, rotate diagonals into place, rescale once per output block (then add
+        the bias). Fully pruned output blocks come back as ``None`` (all zero)."""
+        lay, spec = self.layout, self.spec
+        if len(inputs) != lay.packed_inputs:
+            raise SpecError(f"layer {spec.name!r}: got {len(inputs)} input ciphertexts, "
+                            f"expected {lay.packed_inputs}")
+        if (bias is not None) != spec.bias:
+            raise SpecError(f"layer {spec.name!r}: spec says bias={spec.bias} but "
+                            f"{'a' if bias is not None else 'no'} bias was given")
+        w = self._weights(weight)
+        xs = list(inputs)
+        with backend.rotation_purpose("other"):
+            for step in self.replication_steps:
+                xs[0] = backend.add(xs[0], backend.rotate(xs[0], step))
+        rotated: dict[tuple[int, int], Any] = {(j, lay.centre): xs[j] for j in range(lay.n_in)}
+        with backend.rotation_purpose("input"):
+            for j, tap in torch.nonzero(self.input_live).tolist():
+                rotated[j, tap] = backend.rotate(xs[j], lay.shifts[tap])
+        outputs: list[Any] = []
+        for o in range(lay.n_out):
+            total = None
+            for d in torch.nonzero(self.sums_live[o]).view(-1).tolist():
+                partial = None
+                for j, tap in torch.nonzero(self.live[o, :, :, d]).tolist():
+                    product = backend.multiply_plain(rotated[j, tap],
+                                                     self._plaintext(w, o, j, tap, d))
+                    partial = product if partial is None else backend.add(partial, product)
+                if d:
+                    with backend.rotation_purpose("output"):
+                        partial = backend.rotate(partial, lay.output_step(d))
+                total = partial if total is None else backend.add(total, partial)
+            if total is not None:
+                total = backend.rescale(total)
+                if bias is not None:
+                    total = backend.add_plain(total, self._bias_plaintext(bias, o))
+            outputs.append(total)
+        return outputs
+
+
+class GazelleCostModel(CostModel):
+    """Channel-packed (Gazelle-style) convolution: rotate inputs per tap, accumulate per
+    channel diagonal, rotate each diagonal sum once."""
+
+    name = "gazelle"
+    description = "channel-packed convolution, per-tap input and per-diagonal output rotations"
+    group_kinds = ("positional", "diagonal", "block")
+
+    def plan(self, spec: ConvSpec, params: HEParams,
+             mask: torch.Tensor | None = None) -> GazellePlan:
+        """The plan for ``spec`` under ``mask`` (weight-shaped, 0 = pruned)."""
+        return GazellePlan(gazelle_layout(spec, params), params, _as_mask(spec, mask))
+
+    def group_index(self, spec: ConvSpec, params: HEParams, kind: str) -> torch.Tensor:
+        """Groups of ``kind`` as flat weight indices [G, M], -1 padded at the end of each
+        row; groups that hold no weight (channels past C_in/C_out) are left out."""
+        lay = gazelle_layout(spec, params)
+        p, taps, c_in, c_out = lay.period, lay.taps, spec.c_in, spec.c_out
+        ar = torch.arange
+        if kind == "positional":  # (j, tap) x (o, i)
+            j, t = ar(lay.n_in).view(-1, 1, 1, 1), ar(taps).view(1, -1, 1, 1)
+            o, c = ar(c_out).view(1, 1, -1, 1), j * p + ar(p).view(1, 1, 1, -1)
+        elif kind == "diagonal":  # (O, d) x (j, i, tap)
+            big_o, d = ar(lay.n_out).view(-1, 1, 1, 1, 1), ar(p).view(1, -1, 1, 1, 1)
+            i = ar(p).view(1, 1, 1, -1, 1)
+            o, c = big_o * p + (i + d) % p, ar(lay.n_in).view(1, 1, -1, 1, 1) * p + i
+            t = ar(taps).view(1, 1, 1, 1, -1)
+        elif kind == "block":  # (O, j) x (a, i, tap)
+            o = ar(lay.n_out).view(-1, 1, 1, 1, 1) * p + ar(p).view(1, 1, -1, 1, 1)
+            c = ar(lay.n_in).view(1, -1, 1, 1, 1) * p + ar(p).view(1, 1, 1, -1, 1)
+            t = ar(taps).view(1, 1, 1, 1, -1)
+        else:
+            raise SpecError(f"group kind {kind!r}; allowed: {', '.join(self.group_kinds)}")
+        flat = ((o * c_in + c) * taps + t).masked_fill((o >= c_out) | (c >= c_in), -1)
+        rows = flat.reshape(flat.shape[0] * flat.shape[1], -1)  # the first two dims name a group
+        rows = rows[(rows >= 0).any(dim=1)]
+        # stable sort on "is padding" moves -1 to the end of each row, order kept
+        order = torch.sort((rows < 0).to(torch.int8), dim=1, stable=True).indices
+        return rows.gather(1, order)
+
+    def group_savings(self, spec: ConvSpec, params: HEParams,
+                      index: torch.Tensor) -> GroupSavings:
+        """Exact ops saved by zeroing each group alone in a dense layer.
+
+        A product (or rotation) disappears iff every weight feeding it is in the group:
+        count each group's weights per resource and compare with the resource's total.
+        """
+        lay = gazelle_layout(spec, params)
+        n_groups = index.shape[0]
+        group = torch.arange(n_groups).view(-1, 1).expand_as(index)
+        valid = index >= 0
+        group, weight = group[valid], index[valid]
+        numel = spec.c_out * spec.c_in * lay.taps
+        if weight.numel() and (int(weight.max()) >= numel):
+            raise SpecError(f"layer {spec.name!r}: group index {int(weight.max())} out of "
+                            f"range for {numel} weights")
+        pairs = torch.unique(group * numel + weight)  # a weight listed twice counts once
+        group, weight = pairs // numel, pairs % numel
+        mine, every = lay.resources(lay.product_id[weight]), lay.resources(lay.product_id)
+        pmult = _saved(group, mine["product"], every["product"], n_groups)
+        rotations = (_saved(group, mine["input"], every["input"], n_groups)
+                     + _saved(group, mine["output"], every["output"], n_groups))
+        replication = len(lay.replication_steps)
+        if replication:  # the layout change goes only when the whole layer is zeroed
+            in_group = torch.bincount(group[mine["product"] >= 0], minlength=n_groups)
+            rotations = rotations + replication * (in_group == int((every["product"] >= 0).sum()))
+        return GroupSavings(rotations=rotations.numpy().astype(np.int64),
+                            pmult=pmult.numpy().astype(np.int64))
+
+
+def _saved(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
+           n_groups: int) -> torch.Tensor:
+    """Per group, how many resources have all their weights in the group (-1: none)."""
+    keep = ids >= 0
+    group, ids = group[keep], ids[keep]
+    if ids.numel() == 0:
+        return torch.zeros(n_groups, dtype=torch.long)
+    totals = torch.bincount(all_ids[all_ids >= 0], minlength=int(ids.max()) + 1)
+    width = totals.numel()
+    keys, counts = torch.unique(group * width + ids, return_counts=True)
+    complete = counts == totals[keys % width]
+    return torch.bincount(keys[complete] // width, minlength=n_groups)
+
+
+@hookimpl
+def register_cost_models(register) -> None:
+    """Register the built-in ``gazelle`` cost model."""
+    register(GazelleCostModel)

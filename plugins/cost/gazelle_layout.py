@@ -1,0 +1,214 @@
+"""Slot layout of the ``gazelle`` channel-packed convolution (design §5).
+
+Where each channel and pixel of a layer sits in the CKKS slots, which kernel taps can
+touch a valid pixel, and which product/rotation every weight feeds. The cost model
+(:mod:`.gazelle`) counts and executes from these arrays only, so the count and the
+executed work cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+import numpy as np
+import torch
+
+from artemis_core.backend import canonical_step
+from artemis_core.errors import SpecError
+from artemis_core.params import HEParams
+from artemis_core.specs import ConvSpec
+
+
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def check_spec(spec: ConvSpec) -> None:
+    """Refuse layers outside the packing: groups, even kernels, non-"same" padding."""
+    if spec.groups != 1:
+        raise SpecError(f"layer {spec.name!r}: groups={spec.groups}; only groups=1 is supported")
+    if spec.kernel % 2 == 0:
+        raise SpecError(
+            f"layer {spec.name!r}: kernel={spec.kernel}; only odd kernels are supported"
+        )
+    if spec.padding != spec.kernel // 2:
+        raise SpecError(
+            f"layer {spec.name!r}: padding={spec.padding}; only 'same' padding "
+            f"(kernel//2 = {spec.kernel // 2}) is supported"
+        )
+    if spec.kind == "linear" and (spec.kernel, spec.height, spec.width) != (1, 1, 1):
+        raise SpecError(f"linear layer {spec.name!r} must have kernel=1 and height=width=1")
+
+
+@dataclass(frozen=True)
+class GazelleLayout:
+    """Geometry of one layer: S slots, hw slots per channel region, period p_c.
+
+    Channel i of a block sits in region (i mod p) of ciphertext i // p, the block is
+    replicated slots/(p·hw) times, and pixel (y, x) of the valid h×w image sits at slot
+    (y·gap)·W + x·gap of its region (W = width·gap).
+    """
+
+    spec: ConvSpec
+    slots: int
+
+    @cached_property
+    def grid_width(self) -> int:
+        """W: slots per grid row."""
+        return self.spec.width * self.spec.gap
+
+    @cached_property
+    def hw(self) -> int:
+        """Slots per channel region: next_pow2(H·W)."""
+        return next_pow2(self.spec.height * self.spec.gap * self.grid_width)
+
+    @property
+    def regions(self) -> int:
+        """r: channel regions per ciphertext."""
+        return self.slots // self.hw
+
+    @cached_property
+    def period(self) -> int:
+        """p_c: channels per ciphertext (a power of two, at most ``regions``)."""
+        return min(self.regions, next_pow2(max(self.spec.c_in, self.spec.c_out)))
+
+    @cached_property
+    def in_period(self) -> int:
+        """Period of the input as it arrives (its producer's layout, or p_c if fresh)."""
+        if self.spec.layout_channels == 0:
+            return self.period
+        return min(self.regions, next_pow2(self.spec.layout_channels))
+
+    @property
+    def n_in(self) -> int:
+        """Input blocks of p_c channels."""
+        return -(-self.spec.c_in // self.period)
+
+    @property
+    def n_out(self) -> int:
+        """Output blocks (= output ciphertexts)."""
+        return -(-self.spec.c_out // self.period)
+
+    @property
+    def packed_inputs(self) -> int:
+        """Ciphertexts the input arrives in (period ``in_period``)."""
+        return -(-self.spec.c_in // self.in_period)
+
+    @property
+    def taps(self) -> int:
+        """k² kernel taps, numbered ky·k + kx as in torch's weight layout."""
+        return self.spec.kernel ** 2
+
+    @property
+    def centre(self) -> int:
+        """The centre tap (shift 0, needs no rotation)."""
+        return self.taps // 2
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """(dy, dx) of every tap, shape [taps, 2]."""
+        half = self.spec.kernel // 2
+        ky, kx = np.divmod(np.arange(self.taps), self.spec.kernel)
+        return np.stack([ky - half, kx - half], axis=1)
+
+    @cached_property
+    def shifts(self) -> tuple[int, ...]:
+        """Rotation step of each tap: gap·(dy·W + dx), canonical form."""
+        dy, dx = self.offsets.T
+        steps = self.spec.gap * (dy * self.grid_width + dx)
+        return tuple(canonical_step(int(s), self.slots) for s in steps)
+
+    @cached_property
+    def output_pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Input-grid rows and columns the (strided) output is read at."""
+        s = self.spec.stride
+        return np.arange(0, self.spec.height, s), np.arange(0, self.spec.width, s)
+
+    @cached_property
+    def tap_live(self) -> np.ndarray:
+        """Bool [taps]: the tap reads a valid pixel for at least one output pixel."""
+        rows, cols = self.output_pixels
+        dy, dx = self.offsets.T
+        row_ok = ((rows[None, :] + dy[:, None] >= 0)
+                  & (rows[None, :] + dy[:, None] < self.spec.height)).any(1)
+        col_ok = ((cols[None, :] + dx[:, None] >= 0)
+                  & (cols[None, :] + dx[:, None] < self.spec.width)).any(1)
+        return row_ok & col_ok
+
+    def pixel_slots(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Slot offsets inside a region of pixels (rows × cols), shape [len(rows), len(cols)]."""
+        gap = self.spec.gap
+        return (rows[:, None] * gap) * self.grid_width + cols[None, :] * gap
+
+    @cached_property
+    def tap_masks(self) -> np.ndarray:
+        """Float [taps, hw]: 1 at output pixels whose tap input is a valid pixel."""
+        rows, cols = self.output_pixels
+        masks = np.zeros((self.taps, self.hw))
+        slots = self.pixel_slots(rows, cols)
+        for t, (dy, dx) in enumerate(self.offsets):  # k² taps, not weights
+            ok = (((rows + dy >= 0) & (rows + dy < self.spec.height))[:, None]
+                  & ((cols + dx >= 0) & (cols + dx < self.spec.width))[None, :])
+            masks[t, slots[ok]] = 1.0
+        return masks
+
+    @cached_property
+    def replication_steps(self) -> tuple[int, ...]:
+        """Rotations that re-replicate an input of a longer period to p_c (doubling)."""
+        steps, width = [], self.period
+        while width < self.in_period:
+            steps.append(canonical_step(-width * self.hw, self.slots))
+            width *= 2
+        return tuple(steps)
+
+    def output_step(self, d: int) -> int:
+        """Rotation that moves diagonal d's partial sum into place: −d·hw."""
+        return canonical_step(-d * self.hw, self.slots)
+
+    @property
+    def n_products(self) -> int:
+        """Number of possible (O, j, tap, d) products."""
+        return self.n_out * self.n_in * self.taps * self.period
+
+    @cached_property
+    def product_id(self) -> torch.Tensor:
+        """Long [weights]: the (O, j, tap, d) product each weight feeds, flattened as
+        ((O·n_in + j)·taps + tap)·p + d; ``n_products`` for taps that touch no pixel."""
+        p, n_in, taps = self.period, self.n_in, self.taps
+        o = torch.arange(self.spec.c_out).view(-1, 1, 1)
+        c = torch.arange(self.spec.c_in).view(1, -1, 1)
+        t = torch.arange(taps).view(1, 1, -1)
+        d = (o % p - c % p) % p
+        ids = (((o // p) * n_in + c // p) * taps + t) * p + d
+        dead = torch.from_numpy(~self.tap_live).view(1, 1, -1)
+        return ids.masked_fill(dead, self.n_products).reshape(-1)
+
+    def resources(self, product: torch.Tensor) -> dict[str, torch.Tensor]:
+        """For product ids (see :attr:`product_id`): the product, input rotation
+        (j·taps + tap) and output rotation (O·p + d) each one needs, -1 where none
+        (dead tap, centre tap, diagonal 0)."""
+        p, taps = self.period, self.taps
+        alive = product < self.n_products
+        tap, d, block = (product // p) % taps, product % p, product // (p * taps)
+        shifted = alive & (tap != self.centre)
+        return {
+            "product": torch.where(alive, product, -1),
+            "input": torch.where(shifted, (block % self.n_in) * taps + tap, -1),
+            "output": torch.where(alive & (d != 0), (block // self.n_in) * p + d, -1),
+        }
+
+
+@lru_cache(maxsize=1024)
+def gazelle_layout(spec: ConvSpec, params: HEParams) -> GazelleLayout:
+    """The validated layout of ``spec`` under ``params`` (cached: specs are values)."""
+    check_spec(spec)
+    layout = GazelleLayout(spec, params.slots)
+    if layout.hw > params.slots:
+        raise SpecError(
+            f"layer {spec.name!r} does not fit: its {spec.height * spec.gap}x{layout.grid_width} "
+            f"slot grid needs {layout.hw} slots per channel but N=2^{params.log_n} has "
+            f"{params.slots}; use a larger log_n"
+        )
+    return layout
