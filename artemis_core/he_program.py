@@ -3,7 +3,9 @@
 Convolutions run through the cost model's own plans (:meth:`LayerPlan.execute`), so
 the server executes exactly what the cost model counts. A :class:`PolyAct`
 a·x² + b·x + c is evaluated as x·(x + b/a) + c/a (one ciphertext product, one level)
-and its factor ``a`` is folded into the next layer's weights. Global average pooling
+and its factor ``a`` is folded into the next layer's weights; a batch norm after a
+convolution is folded into it (running statistics: eval-mode semantics). Global average
+pooling
 and the linear classifier become a 1×1 convolution on the last feature map (weights
 divided by the pixel count) followed by a rotate-and-sum over each class's pixels.
 Every step counts its operations from the same data it executes with.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,8 +30,8 @@ from .params import HEParams
 from .polyact import PolyAct
 from .specs import ConvSpec, OpCount
 
-SUPPORTED_LAYERS = ("Conv2d, PolyAct, AdaptiveAvgPool2d(1) + Flatten + Linear as the last "
-                    "layers, in an nn.Sequential (fold batch norm into the convs first)")
+SUPPORTED_LAYERS = ("Conv2d (optionally followed by BatchNorm2d), PolyAct, then "
+                    "AdaptiveAvgPool2d(1) + Flatten + Linear, in an nn.Sequential")
 #: |a| below this makes b/a and c/a blow up when a PolyAct is folded.
 MIN_QUADRATIC = 1e-4
 
@@ -216,15 +218,20 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
     specs = {s.name: s for s in extract_specs(model, input_shape)}
     steps: list[Step] = []
     fold, last, pool, outputs = 1.0, None, None, ()
-    for name, module in _leaves(model):
+    leaves = _leaves(model)
+    for i, (name, module) in enumerate(leaves):
         if outputs:
             raise SpecError(f"layer {name!r} follows the classifier; supported: "
                             f"{SUPPORTED_LAYERS}")
         if isinstance(module, nn.Conv2d) and pool is None:
-            last = specs[name]
-            steps.append(ConvStep(name, cost_model.plan(last, params, _mask(module.weight)),
-                                  module.weight.detach() * fold, _detached(module.bias)))
+            after = leaves[i + 1][1] if i + 1 < len(leaves) else None
+            weight, bias = _fold_batch_norm(module, after)
+            last = replace(specs[name], bias=bias is not None)
+            steps.append(ConvStep(name, cost_model.plan(last, params, _mask(weight)),
+                                  weight * fold, bias))
             fold = 1.0
+        elif isinstance(module, nn.BatchNorm2d) and isinstance(leaves[i - 1][1], nn.Conv2d):
+            continue  # folded into the convolution before it
         elif isinstance(module, PolyAct) and last is not None and pool is None:
             a, b, c = module.coefficients.detach().double().tolist()
             if abs(a) < MIN_QUADRATIC:
@@ -241,7 +248,7 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
         elif isinstance(module, nn.Linear) and pool is not None:
             spec = _classifier_spec(name, last, module.out_features)
             pixels = spec.height * spec.width
-            weight = (module.weight.detach() * fold / pixels).view(*spec.weight_shape)
+            weight = (module.weight.detach().double() * fold / pixels).view(*spec.weight_shape)
             steps.append(ConvStep(name, cost_model.plan(spec, params, _mask(weight)),
                                   weight, None))
             summed, outputs = _pixel_sum(name, cost_model.plan(spec, params), module.bias,
@@ -264,5 +271,19 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
     return program
 
 
-def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.detach()
+def _fold_batch_norm(conv: nn.Conv2d, after: nn.Module | None,
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The convolution's (weight, bias) in float64 with a following batch norm folded
+    in: W·γ/σ and (b − μ)·γ/σ + β per output channel (zero weights stay zero)."""
+    weight = conv.weight.detach().double()
+    bias = None if conv.bias is None else conv.bias.detach().double()
+    if not isinstance(after, nn.BatchNorm2d):
+        return weight, bias
+    channels = after.num_features
+    gamma = torch.ones(channels) if after.weight is None else after.weight.detach()
+    beta = torch.zeros(channels) if after.bias is None else after.bias.detach()
+    scale = gamma.double() / (after.running_var.double() + after.eps).sqrt()
+    shift = beta.double() - after.running_mean.double() * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return weight * scale.view(-1, 1, 1, 1), shift
