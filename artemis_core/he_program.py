@@ -215,6 +215,25 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
     """The encrypted form of an HE-friendly ``model`` (see :data:`SUPPORTED_LAYERS`);
     pruned (zero) weights are skipped by the plans. Refuses a model deeper than the
     modulus chain of ``params``."""
+    program = _build(model, input_shape, params, cost_model)
+    if program.depth > params.levels:
+        raise ParamsError(f"the model needs {program.depth} levels but the modulus chain "
+                          f"{list(params.coeff_modulus_bits)} gives {params.levels}; use "
+                          f"HEParams.with_depth(log_n, {program.depth})")
+    return program
+
+
+def fit_params(model: nn.Module, input_shape: Sequence[int], cost_model: CostModel,
+               log_n: int = 14, scale_bits: int = 40) -> HEParams:
+    """The shortest chain [60, scale_bits × depth, 60] for ``model`` at N = 2^log_n,
+    checked against the 128-bit security table."""
+    probe = HEParams.with_depth(log_n, 1, scale_bits, allow_insecure=True)
+    depth = _build(model, input_shape, probe, cost_model).depth
+    return HEParams.with_depth(log_n, depth, scale_bits)
+
+
+def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
+           cost_model: CostModel) -> HEProgram:
     specs = {s.name: s for s in extract_specs(model, input_shape)}
     steps: list[Step] = []
     fold, last, pool, outputs = 1.0, None, None, ()
@@ -259,16 +278,10 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
                             f"here; supported: {SUPPORTED_LAYERS}")
     if not outputs:
         raise SpecError(f"model has no pooled linear classifier; supported: {SUPPORTED_LAYERS}")
-    first = next(iter(specs.values()))
-    program_steps = tuple(steps)
-    rotation_steps = sum((s.op_count() for s in program_steps), OpCount()).rotation_steps
-    program = HEProgram(program_steps, ServiceInfo(params, cost_model, first,
-                                                   tuple(sorted(rotation_steps)), outputs))
-    if program.depth > params.levels:
-        raise ParamsError(f"the model needs {program.depth} levels but the modulus chain "
-                          f"{list(params.coeff_modulus_bits)} gives {params.levels}; use "
-                          f"HEParams.with_depth(log_n, {program.depth})")
-    return program
+    rotation_steps = sum((s.op_count() for s in steps), OpCount()).rotation_steps
+    service = ServiceInfo(params, cost_model, next(iter(specs.values())),
+                          tuple(sorted(rotation_steps)), outputs)
+    return HEProgram(tuple(steps), service)
 
 
 def _fold_batch_norm(conv: nn.Conv2d, after: nn.Module | None,

@@ -60,6 +60,13 @@ class Server:
         self.program = program
         self.backend = PyfhelEvaluator(program.service.params, keys)
 
+    def warm_up(self) -> None:
+        """Run the network once on a public-key encryption of zeros, so that every
+        weight plaintext is encoded before the first real query."""
+        spec = self.program.service.input_spec
+        zeros = self.program.service.pack(torch.zeros(spec.c_in, spec.height, spec.width))
+        self.program.run(self.backend, [self.backend.encrypt(v) for v in zeros])
+
     def infer(self, inputs: list[bytes]) -> Reply:
         """Evaluate the network on one encrypted image."""
         self.backend.reset_counts()
