@@ -100,5 +100,10 @@ class HEBackend(ABC):
         """Ciphertext + plaintext vector (encoded at the ciphertext's level and scale)."""
 
     @abstractmethod
+    def multiply(self, a: Any, b: Any) -> Any:
+        """Ciphertext × ciphertext at the same level, relinearised (one cmult).
+        Not rescaled: the scale is the product of the operands' scales."""
+
+    @abstractmethod
     def rescale(self, ct: Any) -> Any:
         """Divide by the scale and drop one level; refuses when no level is left."""

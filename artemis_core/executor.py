@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,11 +25,17 @@ def run_layer(plan: LayerPlan, backend: HEBackend, x: torch.Tensor, weight: torc
     plan on ``backend`` with the keys it needs, and decrypt and unpack the output.
 
     An output the plan does not compute (``None``: every weight of the block pruned) is
-    its bias alone, which the server knows in the clear; it is added here.
+    its bias alone, which the server knows in the clear (see :func:`decrypt_output`).
     """
     backend.keygen(plan.op_count().rotation_steps)
     inputs = [backend.encrypt(v) for v in plan.pack(x)]
-    outputs = plan.execute(backend, inputs, weight, bias)
+    return decrypt_output(plan, backend, plan.execute(backend, inputs, weight, bias), bias)
+
+
+def decrypt_output(plan: LayerPlan, backend: HEBackend, outputs: list[Any],
+                   bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Decrypt and unpack the output ciphertexts of ``plan.execute``; an output the plan
+    did not compute (``None``) is its bias alone, added here in the clear."""
     out = plan.unpack([None if ct is None else backend.decrypt(ct) for ct in outputs])
     if bias is not None and any(ct is None for ct in outputs):
         slots = plan.params.slots

@@ -28,8 +28,9 @@ def format_option(default: str = "simple"):
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, headers: Sequence[str] | None = None,
-           json_payload: Any = None) -> str:
-    """Rows (dicts) as text. ``json`` dumps ``json_payload`` when given, else the rows."""
+           json_payload: Any = None, **tabulate_options: Any) -> str:
+    """Rows (dicts) as text. ``json`` dumps ``json_payload`` when given, else the rows;
+    ``tabulate_options`` (e.g. ``colalign``) go to tabulate for the other table formats."""
     if fmt == "json":
         return json.dumps(rows if json_payload is None else json_payload, indent=2, default=str)
     headers = list(headers or (rows[0].keys() if rows else []))
@@ -41,4 +42,4 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, headers: Sequence[str] | No
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
     table = [[row.get(h, "") for h in headers] for row in rows]
-    return tabulate.tabulate(table, headers=headers, tablefmt=fmt)
+    return tabulate.tabulate(table, headers=headers, tablefmt=fmt, **tabulate_options)

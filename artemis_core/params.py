@@ -88,3 +88,14 @@ class HEParams:
         each 2 polynomials over k primes of N 64-bit words (SEAL's layout)."""
         k = len(self.coeff_modulus_bits)
         return (k - 1) * 2 * k * self.n * 8
+
+
+def default_log_n(input_shape: tuple[int, ...]) -> int:
+    """log2 N for a model input C×H×W: 16 for CIFAR-sized and larger inputs (over 16×16
+    pixels), 14 for small ones such as 8×8 digits, raised until one channel's
+    next_pow2(H·W) slot region fits in the N/2 slots."""
+    pixels = int(input_shape[-2]) * int(input_shape[-1])
+    log_n = 16 if pixels > 256 else 14
+    while (1 << (log_n - 1)) < pixels and log_n < max(MAX_LOG_Q_128):
+        log_n += 1
+    return log_n

@@ -95,3 +95,12 @@ def test_unknown_rotation_purpose_is_refused(sim):
     with pytest.raises(BackendError, match="allowed: input, output, other"), \
             sim.rotation_purpose("diagonal"):
         pass
+
+
+def test_ciphertext_product_multiplies_scales_and_counts_a_cmult(sim):
+    a, b = sim.encrypt(np.arange(4.0)), sim.encrypt(np.full(4, 3.0))
+    product = sim.rescale(sim.multiply(a, b))
+    assert np.array_equal(sim.decrypt(product)[:4], 3 * np.arange(4.0))
+    assert sim.ops == OpCount(cmult=1, rescales=1)
+    with pytest.raises(BackendError, match="levels 1 and 2"):
+        sim.multiply(product, a)

@@ -30,9 +30,12 @@ def main() -> None:
 
 
 def _add_commands() -> None:
+    from .calibrate_cmd import calibrate
+    from .cost_cmd import cost
     from .plugins_cmd import plugins
+    from .verify_cmd import verify
 
-    for command in (plugins,):
+    for command in (plugins, calibrate, cost, verify):
         main.add_command(command)
 
 

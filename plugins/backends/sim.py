@@ -2,7 +2,7 @@
 
 What is counted (into ``self.ops``): each ``rotate`` (one key switch, under the purpose
 set by :meth:`HEBackend.rotation_purpose`, its step recorded for the key count),
-``multiply_plain`` (pmult), ``add`` and ``add_plain`` (adds) and ``rescale``
+``multiply_plain`` (pmult), ``multiply`` (cmult), ``add`` and ``add_plain`` (adds) and ``rescale``
 (rescales). ``encrypt``/``decrypt``/``keygen`` are client-side and not counted.
 
 Like real CKKS it refuses what would fail there: a rotation without its key, adding
@@ -93,6 +93,13 @@ class SimBackend(HEBackend):
         """Add a plaintext encoded at the ciphertext's level and scale (counted as an add)."""
         self._count(adds=1)
         return SimCiphertext(ct.values + self._vector(values), ct.level, ct.scale_power)
+
+    def multiply(self, a: SimCiphertext, b: SimCiphertext) -> SimCiphertext:
+        """Slot-wise product of two ciphertexts at one level (scales multiply)."""
+        if a.level != b.level:
+            raise BackendError(f"cannot multiply ciphertexts at levels {a.level} and {b.level}")
+        self._count(cmult=1)
+        return SimCiphertext(a.values * b.values, a.level, a.scale_power + b.scale_power)
 
     def rescale(self, ct: SimCiphertext) -> SimCiphertext:
         """Divide the scale by Δ and drop one level."""

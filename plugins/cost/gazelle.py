@@ -33,7 +33,8 @@ def _as_mask(spec: ConvSpec, mask: torch.Tensor | None) -> torch.Tensor:
             f"layer {spec.name!r}: mask shape {tuple(mask.shape)} does not match the weight "
             f"shape {spec.weight_shape}"
         )
-    return (mask.detach() != 0).reshape(shape)
+    mask = mask.detach()
+    return (mask if mask.dtype == torch.bool else mask != 0).reshape(shape)
 
 
 class GazellePlan(LayerPlan):
@@ -44,11 +45,13 @@ class GazellePlan(LayerPlan):
         self.spec = layout.spec
         self.params = params
         self.mask = mask  # bool [c_out, c_in, taps]
-        hits = torch.bincount(layout.product_id, weights=mask.reshape(-1).double(),
-                              minlength=layout.n_products + 1)
+        # scatter-max of the 0/1 mask onto product ids: a product is live iff any of its
+        # weights is kept (the extra last id collects taps that touch no pixel)
+        hits = torch.zeros(layout.n_products + 1, dtype=torch.uint8).scatter_reduce_(
+            0, layout.product_id, mask.reshape(-1).contiguous().view(torch.uint8), "amax")
         #: live[O, j, tap, d]: the product of input block j, rotated by the tap, with the
         #: d-th diagonal of weight block (O, j) is performed.
-        self.live = (hits[: layout.n_products] > 0).view(
+        self.live = hits[: layout.n_products].bool().view(
             layout.n_out, layout.n_in, layout.taps, layout.period)
 
     @property

@@ -1,0 +1,100 @@
+"""``artemis cost``: per-layer HE operation counts of a (pruned) model."""
+
+from __future__ import annotations
+
+import click
+import torch
+
+from ..errors import ArtemisError
+from ..extract import extract_specs
+from ..output import format_option, render
+from ..params import HEParams, default_log_n
+from ..registry import get
+from ..specs import OpCount
+from ..zoo import build_model
+
+LAYER_FIELDS = ("name", "kind", "c_in", "c_out", "kernel", "stride", "height", "width", "gap")
+COUNT_FIELDS = ("rotations", "input_rotations", "output_rotations", "other_rotations", "pmult",
+                "adds", "rescales", "keys")
+
+
+def parse_input_shape(ctx: click.Context, param: click.Parameter,
+                      value: str | None) -> tuple[int, int, int] | None:
+    """``CxHxW`` (e.g. ``3x32x32``) as a tuple of three positive ints."""
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r} is not CxHxW with positive sizes, e.g. 3x32x32")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _load(model_name: str | None, checkpoint: str | None, num_classes: int,
+          input_shape: tuple[int, int, int] | None) -> tuple[torch.nn.Module, tuple, str]:
+    """The model to count (built fresh, or loaded from a checkpoint) and its input shape."""
+    if checkpoint is not None:
+        from ..checkpoint import load_model
+
+        model, saved = load_model(checkpoint)
+        if model_name is not None and model_name != saved.model:
+            raise ArtemisError(f"--model {model_name!r} but checkpoint {checkpoint!r} holds "
+                               f"{saved.model!r}")
+        return model, input_shape or saved.input_shape, saved.model
+    if model_name is None:
+        raise click.UsageError("give --model NAME or --checkpoint FILE")
+    shape = input_shape or get("model", model_name).default_input
+    return build_model(model_name, num_classes, shape, seed=0), shape, model_name
+
+
+@click.command(epilog="""\b
+Examples:
+  artemis cost --model digits-resnet
+  artemis cost --model resnet20 --log-n 16 --format json
+  artemis cost --checkpoint pruned.pt --format github
+""")
+@click.option("--model", "model_name", help="Registered model name (see artemis plugins).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Count this trained/pruned model; each layer's mask is weight != 0.")
+@click.option("--log-n", type=int, default=None,
+              help="log2 of the ring degree N. Default: 16 for inputs over 16x16 pixels, "
+                   "14 for smaller ones (raised until one channel's grid fits).")
+@click.option("--input", "input_shape", callback=parse_input_shape, metavar="CxHxW",
+              help="Input shape; default: the model's (or the checkpoint's).")
+@click.option("--num-classes", type=int, default=10, show_default=True,
+              help="Classifier outputs of a freshly built model.")
+@click.option("--cost-model", "cost_model_name", default="gazelle", show_default=True,
+              help="Registered cost model.")
+@format_option()
+def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
+         input_shape: tuple[int, int, int] | None, num_classes: int, cost_model_name: str,
+         fmt: str) -> None:
+    """Count the HE operations of every conv/linear layer (rotations split into input,
+    output and layout-change ones, PMult, additions, rescales, rotation keys) and the
+    model total. Without --checkpoint the model is dense."""
+    cost_model = get("cost_model", cost_model_name)()
+    model, shape, name = _load(model_name, checkpoint, num_classes, input_shape)
+    params = HEParams(log_n if log_n is not None else default_log_n(shape))
+    modules = dict(model.named_modules())
+    rows, total = [], OpCount()
+    for spec in extract_specs(model, shape):
+        mask = modules[spec.name].weight.detach() != 0 if checkpoint is not None else None
+        ops = cost_model.count(spec, params, mask)
+        total = total + ops
+        counts = ops.as_dict()
+        rows.append({**{f: getattr(spec, f) for f in LAYER_FIELDS},
+                     **{f: counts[f] for f in COUNT_FIELDS},
+                     "rotation_steps": counts["rotation_steps"]})
+    totals = {f: total.as_dict()[f] for f in COUNT_FIELDS}
+    totals["key_bytes"] = total.keys * params.rotation_key_bytes
+    if fmt == "json":
+        click.echo(render(rows, fmt, json_payload={
+            "model": name, "input": list(shape), "log_n": params.log_n,
+            "cost_model": cost_model_name, "layers": rows, "total": totals}))
+        return
+    table = [{k: v for k, v in row.items() if k != "rotation_steps"} for row in rows]
+    table.append({"name": "total", **totals})
+    click.echo(render(table, fmt, headers=[*LAYER_FIELDS, *COUNT_FIELDS, "key_bytes"]))
+    if fmt not in ("csv",):
+        click.echo(f"\n{name}, input {'x'.join(map(str, shape))}, N=2^{params.log_n}, "
+                   f"{cost_model_name}: {total.keys} rotation keys = "
+                   f"{totals['key_bytes'] / 2**20:.1f} MiB", err=True)

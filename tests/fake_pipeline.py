@@ -1,0 +1,75 @@
+"""Small deterministic stand-ins for the pipeline's ``train_dense`` / ``prune_run``, used
+to test the harness's scheduling, storing and reporting without training anything.
+
+Top-level functions, so ``--jobs N`` worker processes (spawn) can unpickle them. Every
+call appends one line to ``calls.log`` in the comparison's directory, so tests can count
+what ran, across processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from artemis_core.results import RunKey, RunRecord, target_value
+from artemis_core.specs import OpCount
+
+DENSE_ROTATIONS = 120
+DENSE_ACCURACY = 0.95
+#: Accuracy lost per unit of rotation reduction, by strategy (diagonal loses least).
+SLOPE = {"diagonal": 0.004, "hybrid": 0.006, "positional": 0.01, "random": 0.03}
+
+
+def _log(root: Path, line: str) -> None:
+    with open(root / "calls.log", "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def calls(root: Path) -> list[str]:
+    """Lines logged by the fake runners under ``root``."""
+    log = Path(root) / "calls.log"
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+
+def fake_metrics(strategy: str, target: str, seed: int) -> dict:
+    """What the fake ``prune_run`` returns: exactly the target, accuracy by strategy."""
+    factor = target_value(target)
+    rotations = math.ceil(DENSE_ROTATIONS / factor)
+    accuracy = DENSE_ACCURACY - SLOPE.get(strategy, 0.02) * factor - 0.002 * seed
+    ops = OpCount(input_rotations=rotations, pmult=4 * rotations, adds=5 * rotations,
+                  rescales=7, rotation_steps=frozenset(range(1, rotations // 2 + 1)))
+    return {
+        "model": "small-cnn", "dataset": "synthetic", "accuracy": accuracy,
+        "dense_accuracy": DENSE_ACCURACY, "rotations": rotations,
+        "dense_rotations": DENSE_ROTATIONS, "rotation_reduction": DENSE_ROTATIONS / rotations,
+        "pmult": ops.pmult, "adds": ops.adds, "rescales": ops.rescales, "keys": ops.keys,
+        "key_bytes": ops.keys * 2**20, "wall_seconds": 0.01, "ops": ops.as_dict(),
+    }
+
+
+def fake_record(strategy: str, target: str, seed: int, model: str = "small-cnn",
+                dataset: str = "synthetic") -> RunRecord:
+    """A stored-run record with :func:`fake_metrics`."""
+    return RunRecord(RunKey(model, dataset, strategy, target, seed),
+                     {"dense_epochs": None, "prune_epochs": None},
+                     fake_metrics(strategy, target, seed), wall_seconds=1.0 + seed)
+
+
+def fake_train_dense(model, dataset, seed, epochs, out, data_root=None) -> dict:
+    """Writes a placeholder checkpoint at ``out`` and logs the call."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"{model} {dataset} {seed}")
+    _log(out.parent.parent, f"dense {seed} pid={os.getpid()}")
+    return {"accuracy": DENSE_ACCURACY, "rotations": DENSE_ROTATIONS}
+
+
+def fake_prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
+                   progress=True) -> dict:
+    """Checks the dense checkpoint exists, logs the call, returns :func:`fake_metrics`."""
+    dense_checkpoint = Path(dense_checkpoint)
+    if not dense_checkpoint.exists():
+        raise FileNotFoundError(dense_checkpoint)
+    _log(dense_checkpoint.parent.parent, f"run {strategy} {target} {seed} pid={os.getpid()}")
+    return fake_metrics(strategy, target, seed)

@@ -1,0 +1,167 @@
+"""The comparison harness: scheduling, one stored file per run, resuming, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import pytest
+from fake_pipeline import calls, fake_prune_run, fake_train_dense
+
+from artemis_core import ArtemisError, BudgetError
+from artemis_core.cli.compare_cmd import build_plan
+from artemis_core.compare import ComparePlan, run_comparison
+from artemis_core.results import ResultStore
+
+PLAN = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
+                   ("2x", "4x"), (0, 1))
+
+
+def _run(root, prune=fake_prune_run, plan=PLAN, **kwargs):
+    return run_comparison(plan, root, fake_train_dense, prune, progress=False, **kwargs)
+
+
+def _runs(root):
+    return Counter(line.rsplit(" pid=", 1)[0] for line in calls(root) if line.startswith("run"))
+
+
+def test_every_run_is_stored_once_and_the_dense_model_trained_once_per_seed(tmp_path):
+    outcome = _run(tmp_path)
+    keys = PLAN.keys()
+    assert outcome.ran == len(keys) == 12 and outcome.reused == 0 and not outcome.errors
+    assert sorted(r.key for r in outcome.records) == sorted(keys)
+    assert sorted(r.key for r in ResultStore(tmp_path).load().records) == sorted(keys)
+    assert [c.split(" pid")[0] for c in calls(tmp_path) if c.startswith("dense")] == [
+        "dense 0", "dense 1"]
+
+
+def test_a_finished_comparison_reruns_nothing(tmp_path):
+    _run(tmp_path)
+    before = calls(tmp_path)
+    outcome = _run(tmp_path)
+    assert outcome.ran == 0 and outcome.reused == 12
+    assert calls(tmp_path) == before  # not even the dense models
+
+
+class _InterruptAfter:
+    """prune_run that is 'killed' (Ctrl-C) when it starts its (k+1)-th run."""
+
+    def __init__(self, k):
+        self.left = k
+
+    def __call__(self, *args, **kwargs):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return fake_prune_run(*args, **kwargs)
+
+
+def test_an_interrupted_comparison_resumes_and_loses_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, prune=_InterruptAfter(5))
+    assert len(ResultStore(tmp_path).load().records) == 5
+    outcome = _run(tmp_path)
+    assert outcome.ran == 7 and outcome.reused == 5
+    runs = _runs(tmp_path)
+    assert len(runs) == 12 and set(runs.values()) == {1}  # every run exactly once
+    loaded = ResultStore(tmp_path).load()
+    assert not loaded.problems and len(loaded.records) == 12
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_dense_seed_whose_runs_are_all_stored_is_not_retrained(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, prune=_InterruptAfter(6))  # seed 0's six runs are done
+    _run(tmp_path)
+    dense = [c.split(" pid")[0] for c in calls(tmp_path) if c.startswith("dense")]
+    assert dense == ["dense 0", "dense 1", "dense 1"]
+
+
+def _budget_fails_for_hybrid(strategy, target, *args, **kwargs):
+    if strategy == "hybrid" and target == "4x":
+        raise BudgetError("hybrid cannot reach 4x")
+    return fake_prune_run(strategy, target, *args, **kwargs)
+
+
+def test_an_unreachable_target_is_stored_as_failed_and_not_retried(tmp_path):
+    outcome = _run(tmp_path, prune=_budget_fails_for_hybrid)
+    failed = [r for r in outcome.records if not r.ok]
+    assert [(r.key.strategy, r.key.target) for r in failed] == [("hybrid", "4x")] * 2
+    assert "cannot reach 4x" in failed[0].error and not outcome.errors
+    assert _run(tmp_path).ran == 0
+
+
+def _crashes_for_positional(strategy, *args, **kwargs):
+    if strategy == "positional":
+        raise RuntimeError("bug in a plugin")
+    return fake_prune_run(strategy, *args, **kwargs)
+
+
+def test_a_crashing_run_is_reported_the_others_finish_and_a_rerun_retries_it(tmp_path):
+    outcome = _run(tmp_path, prune=_crashes_for_positional)
+    assert len(outcome.errors) == 4 and "bug in a plugin" in outcome.errors[0]
+    assert len(outcome.records) == 8
+    assert _run(tmp_path).ran == 4
+
+
+def test_a_corrupt_run_file_is_run_again(tmp_path, capsys):
+    _run(tmp_path)
+    store = ResultStore(tmp_path)
+    victim = store.path(PLAN.keys()[3])
+    victim.write_text("{ truncated")
+    outcome = _run(tmp_path)
+    assert outcome.ran == 1
+    assert str(victim) in capsys.readouterr().err
+    assert store.get(PLAN.keys()[3]).ok
+
+
+def test_runs_stored_with_other_options_are_not_mixed_in(tmp_path):
+    _run(tmp_path)
+    other = ComparePlan(**{**PLAN.__dict__, "prune_epochs": 3})
+    with pytest.raises(ArtemisError, match="another --out"):
+        _run(tmp_path, plan=other)
+
+
+def test_parallel_jobs_store_the_same_results_as_one_job(tmp_path):
+    one = _run(tmp_path / "one")
+    two = _run(tmp_path / "two", jobs=2)
+    assert two.ran == 12 and not two.errors
+    assert [r.metrics for r in two.records] == [r.metrics for r in one.records]
+    pids = {line.rsplit("pid=", 1)[1] for line in calls(tmp_path / "two")}
+    assert str(os.getpid()) not in pids  # the work ran in worker processes
+
+
+# --- the command's plan --------------------------------------------------------------
+
+def test_plan_defaults_to_the_datasets_model_and_every_strategy():
+    plan = build_plan(None, "digits", None, "1.5x,2", "0,1", None, None, None)
+    assert plan.model == "digits-resnet"
+    assert {"diagonal", "positional", "hybrid", "hunter", "unstructured", "filter"} <= set(
+        plan.strategies)
+    assert plan.targets == ("1.5x", "2x") and plan.seeds == (0, 1)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"strategies": "diagonal,nope"}, "unknown strategy 'nope'; known: diagonal"),
+    ({"targets": "2x,huge"}, "target 'huge'"),
+    ({"seeds": "0,x"}, "--seeds '0,x'"),
+    ({"model": "nope"}, "unknown model 'nope'"),
+    ({"dataset": "nope"}, "unknown dataset 'nope'"),
+])
+def test_plan_refuses_bad_options_naming_them(kwargs, message):
+    options = {"model": None, "dataset": "digits", "strategies": None, "targets": "2x",
+               "seeds": "0", "epochs": None, "prune_epochs": None, "data_root": None}
+    with pytest.raises(ArtemisError, match=message):
+        build_plan(**{**options, **kwargs})
+
+
+def test_an_installed_third_party_strategy_joins_the_comparison(installed_example_plugin,
+                                                                 tmp_path):
+    plan = build_plan("small-cnn", "synthetic", None, "2x", "0", None, None, None)
+    assert "random" in plan.strategies
+    outcome = _run(tmp_path, plan=plan)
+    assert "random" in {r.key.strategy for r in outcome.records}
+    stored = json.loads(ResultStore(tmp_path).path(
+        next(k for k in plan.keys() if k.strategy == "random")).read_text())
+    assert stored["key"]["strategy"] == "random"

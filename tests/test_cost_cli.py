@@ -1,0 +1,121 @@
+"""``artemis cost``: per-layer table, JSON totals, checkpoints and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from artemis_core import ModelInfo, hookimpl, registry
+from artemis_core.checkpoint import Checkpoint, save
+from artemis_core.cli import main
+from artemis_core.zoo import build_model
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["cost", *args])
+
+
+def cost_json(*args: str) -> dict:
+    result = invoke(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_lists_every_layer_and_the_total():
+    report = cost_json("--model", "digits-resnet")
+    layers = report["layers"]
+    assert [layer["name"] for layer in layers][:2] == ["conv1", "layer1.0.conv1"]
+    assert layers[-1]["kind"] == "linear"
+    first = layers[0]
+    assert (first["c_in"], first["height"], first["width"], first["gap"]) == (1, 8, 8, 1)
+    assert first["rotations"] == first["input_rotations"] + first["output_rotations"]
+    assert first["keys"] == len(first["rotation_steps"])
+    total = report["total"]
+    assert total["rotations"] == sum(layer["rotations"] for layer in layers)
+    assert total["pmult"] == sum(layer["pmult"] for layer in layers)
+    steps = set().union(*(layer["rotation_steps"] for layer in layers))
+    assert total["keys"] == len(steps)
+    assert total["key_bytes"] > 0 and report["log_n"] == 14
+
+
+def test_strided_layers_report_their_gap():
+    layers = cost_json("--model", "resnet20")["layers"]
+    gaps = {layer["name"]: (layer["height"], layer["gap"]) for layer in layers}
+    assert gaps["layer2.0.conv1"] == (32, 1)
+    assert gaps["layer2.0.conv2"] == (16, 2)
+    assert gaps["layer3.0.conv2"] == (8, 4)
+
+
+def test_table_has_a_total_row():
+    result = invoke("--model", "digits-resnet", "--format", "github")
+    assert result.exit_code == 0
+    assert "| total" in result.stdout and "layer1.0.conv1" in result.stdout
+
+
+def test_log_n_changes_the_counts():
+    big = cost_json("--model", "digits-resnet", "--log-n", "16")["total"]
+    small = cost_json("--model", "digits-resnet", "--log-n", "13")["total"]
+    assert big != small
+
+
+def test_checkpoint_masks_remove_rotations(tmp_path):
+    model = build_model("digits-resnet", 10, (1, 8, 8), seed=0)
+    with torch.no_grad():
+        model.layer1[0].conv1.weight[:, :, 0, 0] = 0  # one kernel tap of every channel
+    path = tmp_path / "pruned.pt"
+    save(Checkpoint.from_model(model, model="digits-resnet", dataset="digits", num_classes=10,
+                               input_shape=(1, 8, 8)), path)
+    pruned = cost_json("--checkpoint", str(path))
+    dense = cost_json("--model", "digits-resnet")
+    by_name = {layer["name"]: layer for layer in pruned["layers"]}
+    assert by_name["layer1.0.conv1"]["input_rotations"] == 7
+    assert pruned["total"]["rotations"] == dense["total"]["rotations"] - 1
+
+
+class _DilatedPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register(ModelInfo("dilated-test", lambda n, s: nn.Conv2d(s[0], n, 3, padding=2,
+                                                                 dilation=2), (1, 8, 8)))
+
+
+@pytest.fixture
+def dilated_model(monkeypatch):
+    """A temporary model plugin with a dilated conv, in a registry of its own."""
+    pm, sources = registry.build_plugin_manager()
+    pm.register(_DilatedPlugin(), name="dilated-test")
+    monkeypatch.setattr(registry, "get_registry",
+                        lambda: registry.build_registry(pm, sources))
+    return "dilated-test"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", "resnet20", "--input", "3x31x31"), "odd 31x31"),
+    (("--model", "resnet20", "--log-n", "12"), "not 128-bit secure"),
+    (("--model", "resnet20", "--input", "3x128x128", "--log-n", "13"), "does not fit"),
+    (("--model", "nope"), "unknown model 'nope'; known: "),
+    (("--model", "resnet20", "--cost-model", "nope"), "unknown cost model 'nope'"),
+    (("--checkpoint", "missing.pt"), "does not exist"),
+])
+def test_bad_input_is_a_one_line_error(args, message):
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_dilated_model_is_refused_in_one_line(dilated_model):
+    result = invoke("--model", dilated_model)
+    assert result.exit_code != 0
+    assert "dilation=(2, 2)" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_help_ends_with_an_example_that_works():
+    result = CliRunner().invoke(main, ["cost", "--help"])
+    assert "artemis cost --model digits-resnet" in result.output
