@@ -1,12 +1,10 @@
-"""The server's HE backend: real CKKS (Pyfhel) holding evaluation keys only.
+"""The server's HE backend: the ``pyfhel`` backend holding evaluation keys only.
 
-A :class:`PyfhelEvaluator` is built from the bytes a client sends
-(:class:`EvaluationKeys`: context, public, relinearisation and rotation keys). It has
-no secret key, so it refuses to decrypt or to make keys; it encrypts with the public
-key. It tracks every ciphertext's level and scale itself (Pyfhel's ``mod_level`` is
-not reliable) and encodes each plaintext at its ciphertext's level, as SEAL requires,
-once: a server answers many queries with the same weights, so encoded plaintexts are
-kept for the evaluator's lifetime.
+A client serialises its context, public, relinearisation and rotation keys into
+:class:`EvaluationKeys` (bytes, as sent over a network; never the secret key). The
+server's :class:`PyfhelEvaluator` loads them into a fresh context: it encrypts with the
+public key and evaluates, but refuses to decrypt or to make keys. Because a server
+answers many queries with the same weights, it encodes each weight plaintext once.
 """
 
 from __future__ import annotations
@@ -15,21 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from Pyfhel import PyCtxt, Pyfhel, PyPtxt
+from artemis_plugins.backends.pyfhel import PyfhelBackend, PyfhelCiphertext
+from Pyfhel import PyCtxt, PyPtxt
 
-from .backend import HEBackend, canonical_step
+from .backend import canonical_step
 from .errors import BackendError, ParamsError
 from .params import HEParams
-
-
-def new_context(params: HEParams) -> Pyfhel:
-    """A Pyfhel CKKS context for ``params`` (no keys yet); SEAL's own 128-bit check is
-    lifted only when ``params.allow_insecure`` says so."""
-    he = Pyfhel()
-    he.contextGen(scheme="ckks", n=params.n, scale=2.0 ** params.scale_bits,
-                  qi_sizes=list(params.coeff_modulus_bits),
-                  sec=0 if params.allow_insecure else 128)
-    return he
 
 
 @dataclass(frozen=True)
@@ -50,142 +39,61 @@ class EvaluationKeys:
                 + len(self.rotation_keys))
 
     @classmethod
-    def export(cls, he: Pyfhel, rotation_steps: Iterable[int]) -> EvaluationKeys:
-        """Serialise the public parts of a keyed context (never its secret key)."""
+    def export(cls, backend: PyfhelBackend) -> EvaluationKeys:
+        """The public parts of a keyed backend's context (never its secret key)."""
+        he = backend.pyfhel
         return cls(he.to_bytes_context(), he.to_bytes_public_key(), he.to_bytes_relin_key(),
-                   he.to_bytes_rotate_key(), tuple(sorted(rotation_steps)))
+                   he.to_bytes_rotate_key(), tuple(sorted(backend.rotation_steps)))
 
 
-@dataclass(frozen=True)
-class Ciphertext:
-    """A Pyfhel ciphertext with its level (rescales left) and scale as a power of Δ."""
-
-    ctxt: PyCtxt
-    level: int
-    scale_power: int = 1
+def to_bytes(ct: PyfhelCiphertext) -> bytes:
+    """A ciphertext serialised for the wire."""
+    return ct.ctxt.to_bytes()
 
 
-class PyfhelEvaluator(HEBackend):
-    """CKKS primitives over a context that holds evaluation keys but no secret key."""
+def from_bytes(backend: PyfhelBackend, data: bytes, level: int) -> PyfhelCiphertext:
+    """A received ciphertext, owned by ``backend``, at ``level`` (rescales left)."""
+    return PyfhelCiphertext(PyCtxt(pyfhel=backend.pyfhel, bytestring=data), level, id(backend))
+
+
+class PyfhelEvaluator(PyfhelBackend):
+    """``pyfhel`` with the client's evaluation keys and no secret key."""
 
     name = "pyfhel-evaluator"
-    description = "server-side Pyfhel CKKS with the client's evaluation keys only"
+    description = "server-side pyfhel backend built from a client's evaluation keys"
 
     def __init__(self, params: HEParams, keys: EvaluationKeys) -> None:
-        super().__init__(params)
-        he = Pyfhel()
+        super().__init__(params)  # a bare context: no key of any kind yet
+        he = self.pyfhel
         he.from_bytes_context(keys.context)
         he.from_bytes_public_key(keys.public_key)
         he.from_bytes_relin_key(keys.relin_key)
         he.from_bytes_rotate_key(keys.rotation_keys)
-        if he.get_nSlots() != params.slots or list(he.qi_sizes) != list(params.coeff_modulus_bits):
+        if list(he.qi_sizes) != list(params.coeff_modulus_bits) or he.n != params.n:
             raise ParamsError(
-                f"the client's context (N={he.get_poly_modulus_degree()}, primes "
-                f"{list(he.qi_sizes)}) does not match N={params.n}, primes "
-                f"{list(params.coeff_modulus_bits)}"
+                f"the client's context (N={he.n}, primes {list(he.qi_sizes)}) does not match "
+                f"N={params.n}, primes {list(params.coeff_modulus_bits)}"
             )
         if not he.is_secret_key_empty():
             raise BackendError("evaluation keys must not contain a secret key")
-        self.he = he
-        self.keys = frozenset(canonical_step(s, params.slots) for s in keys.rotation_steps)
-        # Weights are the same for every query: encode each plaintext once per level.
-        self._plaintexts: dict[tuple[bytes, float, int], PyPtxt] = {}
+        self._primes = [float(q) for q in he.get_qi()]
+        self._steps = frozenset(canonical_step(s, params.slots) for s in keys.rotation_steps)
+        self._has_keys = True  # public key: encryption works, decryption does not
+        self._plaintexts: dict[tuple[bytes, int, float], PyPtxt] = {}
 
     def keygen(self, rotation_steps: Iterable[int]) -> None:
         """Refused: keys come from the client, which alone holds the secret key."""
         raise BackendError("the server cannot generate keys: it holds no secret key; "
                            "load the client's EvaluationKeys instead")
 
-    def decrypt(self, ct: Ciphertext) -> np.ndarray:
+    def decrypt(self, ct: PyfhelCiphertext) -> np.ndarray:
         """Refused: only the client, which holds the secret key, can decrypt."""
         raise BackendError("the server holds no secret key and cannot decrypt; "
                            "send the ciphertext back to the client")
 
-    def encrypt(self, values: np.ndarray) -> Ciphertext:
-        """Encrypt with the public key at the top level."""
-        return Ciphertext(self.he.encrypt(self._vector(values)), self.params.levels)
-
-    def load(self, data: bytes) -> Ciphertext:
-        """A fresh ciphertext received from the client (top level)."""
-        return Ciphertext(PyCtxt(pyfhel=self.he, bytestring=data), self.params.levels)
-
-    @staticmethod
-    def dump(ct: Ciphertext) -> bytes:
-        """Serialise a ciphertext to send back to the client."""
-        return ct.ctxt.to_bytes()
-
-    def rotate(self, ct: Ciphertext, step: int) -> Ciphertext:
-        """Left shift by ``step``; only with that step's own key (SEAL would otherwise
-        compose several key switches silently)."""
-        step = canonical_step(int(step), self.params.slots)
-        if step not in self.keys:
-            raise BackendError(f"no rotation key for step {step}; the client made keys for "
-                               f"steps {sorted(self.keys)}")
-        self._count_rotation(step)
-        return Ciphertext(self.he.rotate(ct.ctxt, step, in_new_ctxt=True), ct.level,
-                          ct.scale_power)
-
-    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        """Ciphertext sum (same level and scale)."""
-        self._check_same(a, b, "add")
-        self._count(adds=1)
-        return Ciphertext(self.he.add(a.ctxt, b.ctxt, in_new_ctxt=True), a.level, a.scale_power)
-
-    def multiply(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        """Ciphertext product, relinearised (same level and scale)."""
-        self._check_same(a, b, "multiply")
-        self._count(cmult=1)
-        product = self.he.multiply(a.ctxt, b.ctxt, in_new_ctxt=True)
-        self.he.relinearize(product)
-        return Ciphertext(product, a.level, a.scale_power + b.scale_power)
-
-    def multiply_plain(self, ct: Ciphertext, values: np.ndarray) -> Ciphertext:
-        """Product with a plaintext encoded at scale Δ and the ciphertext's level."""
-        vector = self._vector(values)
-        if not vector.any():
-            raise BackendError("multiplication by an all-zero plaintext; skip the product")
-        self._count(pmult=1)
-        plain = self._encode(vector, 2.0 ** self.params.scale_bits, ct.level)
-        return Ciphertext(self.he.multiply_plain(ct.ctxt, plain, in_new_ctxt=True), ct.level,
-                          ct.scale_power + 1)
-
-    def add_plain(self, ct: Ciphertext, values: np.ndarray) -> Ciphertext:
-        """Sum with a plaintext encoded at the ciphertext's exact scale and level."""
-        self._count(adds=1)
-        plain = self._encode(self._vector(values), ct.ctxt.scale, ct.level)
-        return Ciphertext(self.he.add_plain(ct.ctxt, plain, in_new_ctxt=True), ct.level,
-                          ct.scale_power)
-
-    def rescale(self, ct: Ciphertext) -> Ciphertext:
-        """Divide by one prime and drop a level."""
-        if ct.level == 0:
-            raise BackendError("cannot rescale a ciphertext at level 0: no level left; use a "
-                               f"longer modulus chain than {list(self.params.coeff_modulus_bits)}")
-        if ct.scale_power < 2:
-            raise BackendError(f"cannot rescale a ciphertext at scale Δ^{ct.scale_power}")
-        self._count(rescales=1)
-        out = ct.ctxt.copy()
-        self.he.rescale_to_next(out)
-        return Ciphertext(out, ct.level - 1, ct.scale_power - 1)
-
-    def _vector(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, dtype=np.float64).reshape(-1)
-        if values.size > self.params.slots:
-            raise BackendError(f"{values.size} values do not fit in {self.params.slots} slots")
-        return np.pad(values, (0, self.params.slots - values.size))
-
-    def _encode(self, vector: np.ndarray, scale: float, level: int) -> PyPtxt:
-        key = (vector.tobytes(), scale, level)
+    def _encode(self, vector: np.ndarray, level: int, scale: float) -> PyPtxt:
+        key = (vector.tobytes(), level, scale)
         plain = self._plaintexts.get(key)
         if plain is None:
-            plain = self.he.encode(vector, scale=scale)
-            for _ in range(self.params.levels - level):  # encode() gives the top level
-                self.he.mod_switch_to_next(plain)
-            self._plaintexts[key] = plain
+            plain = self._plaintexts[key] = super()._encode(vector, level, scale)
         return plain
-
-    @staticmethod
-    def _check_same(a: Ciphertext, b: Ciphertext, what: str) -> None:
-        if (a.level, a.scale_power) != (b.level, b.scale_power):
-            raise BackendError(f"cannot {what} ciphertexts at level {a.level}, scale "
-                               f"Δ^{a.scale_power} and level {b.level}, scale Δ^{b.scale_power}")

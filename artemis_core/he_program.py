@@ -137,6 +137,7 @@ class ServiceInfo:
     input_spec: ConvSpec
     rotation_steps: tuple[int, ...]
     output_slots: tuple[tuple[int, int], ...]  # (ciphertext, slot) of each class
+    output_level: int  # rescales left on the outputs
 
     def pack(self, image: torch.Tensor) -> list[np.ndarray]:
         """Slot vectors of one C×H×W image, laid out for the first layer."""
@@ -156,8 +157,8 @@ class HEProgram:
 
     @property
     def depth(self) -> int:
-        """Rescales on the longest path (every step rescales at most once)."""
-        return sum(1 for s in self.steps if s.op_count().rescales)
+        """Levels the network consumes."""
+        return self.service.params.levels - self.service.output_level
 
     def op_count(self) -> OpCount:
         """Operations of one encrypted inference."""
@@ -279,8 +280,9 @@ def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
     if not outputs:
         raise SpecError(f"model has no pooled linear classifier; supported: {SUPPORTED_LAYERS}")
     rotation_steps = sum((s.op_count() for s in steps), OpCount()).rotation_steps
+    depth = sum(1 for s in steps if s.op_count().rescales)  # each rescales at most once
     service = ServiceInfo(params, cost_model, next(iter(specs.values())),
-                          tuple(sorted(rotation_steps)), outputs)
+                          tuple(sorted(rotation_steps)), outputs, params.levels - depth)
     return HEProgram(tuple(steps), service)
 
 

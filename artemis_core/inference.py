@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from Pyfhel import PyCtxt
+from artemis_plugins.backends.pyfhel import PyfhelBackend
 
-from .evaluator import EvaluationKeys, PyfhelEvaluator, new_context
+from .evaluator import EvaluationKeys, PyfhelEvaluator, from_bytes, to_bytes
 from .he_program import HEProgram, ServiceInfo
 from .specs import OpCount
 
@@ -24,25 +24,23 @@ class Client:
 
     def __init__(self, service: ServiceInfo) -> None:
         self.service = service
-        self._he = new_context(service.params)
-        self._he.keyGen()
-        self._he.relinKeyGen()
-        # one key per step the server will use: SEAL would otherwise silently compose a
-        # missing step from several key switches
-        self._he.rotateKeyGen(rot_steps=list(service.rotation_steps))
+        self._backend = PyfhelBackend(service.params)
+        # exactly the steps the server uses: one key each, no more
+        self._backend.keygen(service.rotation_steps)
 
     def evaluation_keys(self) -> EvaluationKeys:
         """The keys the server needs (public, relinearisation, rotations), serialised."""
-        return EvaluationKeys.export(self._he, self.service.rotation_steps)
+        return EvaluationKeys.export(self._backend)
 
     def encrypt(self, image: torch.Tensor) -> list[bytes]:
         """One C×H×W image, packed for the first layer, encrypted and serialised."""
-        return [self._he.encrypt(v).to_bytes() for v in self.service.pack(image)]
+        return [to_bytes(self._backend.encrypt(v)) for v in self.service.pack(image)]
 
     def decrypt(self, outputs: list[bytes]) -> torch.Tensor:
         """The logits from the server's serialised output ciphertexts."""
-        slots = [self._he.decrypt(PyCtxt(pyfhel=self._he, bytestring=b)) for b in outputs]
-        return self.service.read_logits(slots)
+        level = self.service.output_level
+        return self.service.read_logits(
+            [self._backend.decrypt(from_bytes(self._backend, b, level)) for b in outputs])
 
 
 @dataclass(frozen=True)
@@ -70,5 +68,7 @@ class Server:
     def infer(self, inputs: list[bytes]) -> Reply:
         """Evaluate the network on one encrypted image."""
         self.backend.reset_counts()
-        outputs = self.program.run(self.backend, [self.backend.load(b) for b in inputs])
-        return Reply([self.backend.dump(ct) for ct in outputs], self.backend.ops)
+        top = self.program.service.params.levels
+        outputs = self.program.run(self.backend, [from_bytes(self.backend, b, top)
+                                                  for b in inputs])
+        return Reply([to_bytes(ct) for ct in outputs], self.backend.ops)
