@@ -32,10 +32,11 @@ def main() -> None:
 def _add_commands() -> None:
     from .calibrate_cmd import calibrate
     from .cost_cmd import cost
+    from .infer_cmd import infer
     from .plugins_cmd import plugins
     from .verify_cmd import verify
 
-    for command in (plugins, calibrate, cost, verify):
+    for command in (plugins, calibrate, cost, verify, infer):
         main.add_command(command)
 
 
