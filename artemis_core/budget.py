@@ -60,29 +60,53 @@ class Selection:
 
 
 class _Candidates:
-    """All prunable groups of a model in selection order, and masks for any prefix."""
+    """All admissible groups of a model in selection order, and masks for any prefix.
 
-    def __init__(self, layers: list[LayerGroups], strategy: Strategy) -> None:
+    A group is admissible when it saves a rotation (rotation-aware strategies) and fits
+    under the per-layer cap on its own; a layer *saturates* at the first group that would
+    push it past ``max_sparsity`` of its weights, and none of its later groups are taken.
+    That keeps every layer alive and the prefix order monotone.
+    """
+
+    def __init__(self, layers: list[LayerGroups], strategy: Strategy,
+                 max_sparsity: float) -> None:
         keys, owners, rows = [], [], []
         for layer_id, lg in enumerate(layers):
-            weight = lg.module.weight.detach()
-            importance = strategy.importance(weight, lg.groups).float()
+            numel = lg.module.weight.numel()
+            importance = strategy.importance(lg.module.weight.detach(), lg.groups).float()
             rotations = torch.as_tensor(lg.groups.rotations).float()
+            usable = lg.groups.sizes <= max_sparsity * numel
             if strategy.rotation_aware:
-                usable = torch.nonzero(rotations > 0).squeeze(1)
-                key = importance[usable] / rotations[usable]
-            else:
-                usable = torch.arange(len(lg.groups))
-                key = importance
-            keys.append(key)
-            owners.append(torch.full_like(usable, layer_id))
-            rows.append(usable)
-        empty = torch.zeros(0, dtype=torch.long)
-        order = torch.argsort(torch.cat(keys), stable=True) if keys else empty
+                usable &= rotations > 0
+            rows_l = torch.nonzero(usable).squeeze(1)
+            key = importance[rows_l]
+            keys.append(key / rotations[rows_l] if strategy.rotation_aware else key)
+            owners.append(torch.full_like(rows_l, layer_id))
+            rows.append(rows_l)
+        order = torch.argsort(torch.cat(keys), stable=True)
+        owner, row = torch.cat(owners)[order], torch.cat(rows)[order]
+        admitted = torch.ones(len(row), dtype=torch.bool)
+        for layer_id, lg in enumerate(layers):
+            admitted &= (owner != layer_id) | self._unsaturated(lg, row, owner == layer_id,
+                                                                max_sparsity)
         self.layers = layers
-        self.owner = torch.cat(owners)[order] if keys else order
-        self.row = torch.cat(rows)[order] if keys else order
+        self.owner, self.row = owner[admitted], row[admitted]
         self.total_weights = sum(lg.module.weight.numel() for lg in layers)
+
+    @staticmethod
+    def _unsaturated(lg: LayerGroups, row: torch.Tensor, mine: torch.Tensor,
+                     max_sparsity: float) -> torch.Tensor:
+        """Bool over all ranks: this layer's group at that rank comes before saturation."""
+        numel = lg.module.weight.numel()
+        ranks = torch.nonzero(mine).squeeze(1)
+        index = lg.groups.index[row[ranks]]
+        slots = torch.where(index >= 0, index, numel).reshape(-1)
+        first = torch.full((numel + 1,), len(row), dtype=torch.long)  # rank a weight is zeroed
+        first.scatter_reduce_(0, slots, ranks.repeat_interleave(index.shape[1]), "amin")
+        zeroed = torch.sort(first[:numel]).values
+        cap = int(max_sparsity * numel)
+        limit = int(zeroed[cap]) if cap < numel else len(row)
+        return torch.arange(len(row)) < limit
 
     def __len__(self) -> int:
         return len(self.row)
@@ -100,6 +124,7 @@ class _Candidates:
         return masks
 
     def sparsity(self, masks: dict[str, torch.Tensor]) -> float:
+        """Fraction of the prunable weights that ``masks`` zero."""
         zeros = sum(int((m == 0).sum()) for m in masks.values())
         return zeros / max(self.total_weights, 1)
 
@@ -121,26 +146,26 @@ def select(
 ) -> Selection:
     """Prune the cheapest groups first (importance per rotation saved, or importance for
     plaintext baselines) until the model's true rotation count, re-read from the cost
-    model, meets ``target``; never above ``max_sparsity`` of the prunable weights."""
-    candidates = _Candidates(layers, strategy)
+    model, meets ``target``; no layer loses more than ``max_sparsity`` of its weights."""
+    if not layers:
+        raise BudgetError(f"strategy {strategy.name!r} has no prunable groups in this model")
+    candidates = _Candidates(layers, strategy, max_sparsity)
 
     def count(masks: dict[str, torch.Tensor]) -> OpCount:
         return sum((cost_model.count(s, params, masks.get(s.name)) for s in specs), OpCount())
 
     dense = count({})
     goal = target.rotations_for(dense.rotations)
-    # Pruning more groups never adds operations or weights, so both searches are monotone.
-    def too_sparse_after(k: int) -> bool:
-        return k >= len(candidates) or candidates.sparsity(candidates.masks(k + 1)) > max_sparsity
-
-    limit = _first_true(0, len(candidates), too_sparse_after)
+    limit = len(candidates)
     best = count(candidates.masks(limit))
     if best.rotations > goal:
         raise BudgetError(
             f"strategy {strategy.name!r} cannot reach target {target.text} ({goal} rotations, "
             f"dense {dense.rotations}): the best it reaches is {best.rotations} rotations "
-            f"({dense.rotations / max(best.rotations, 1):.2f}x) at {max_sparsity:.0%} sparsity"
+            f"({dense.rotations / max(best.rotations, 1):.2f}x) with at most "
+            f"{max_sparsity:.0%} of each layer's weights pruned"
         )
+    # Pruning more groups never adds operations, so the search over prefixes is monotone.
     k = _first_true(0, limit, lambda k: count(candidates.masks(k)).rotations <= goal)
     chosen = candidates.masks(k)
     return Selection(chosen, count(chosen), dense, candidates.sparsity(chosen), k)

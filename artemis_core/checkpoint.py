@@ -15,8 +15,6 @@ a checkpoint never runs code from it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import ArtemisError
 from .zoo import build_model
 
@@ -76,16 +75,8 @@ def plain_state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, t
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place, so a
     crash never leaves a half-written file under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as stream:
+        torch.save(obj, stream)
 
 
 def safe_load(path: str | Path, expected_format: str) -> dict[str, Any]:

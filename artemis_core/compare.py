@@ -9,6 +9,7 @@ and resuming are tested with small deterministic runners.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
@@ -32,10 +33,10 @@ from .results import (
     jsonable,
 )
 
-#: ``train_dense(model, dataset, seed, epochs, out, data_root=None) -> metrics``
+#: ``train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True)``
 DenseFn = Callable[..., Mapping[str, Any]]
 #: ``prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-#: progress=True) -> metrics``
+#: progress=True, data_root=None) -> metrics``
 PruneFn = Callable[..., Mapping[str, Any]]
 
 
@@ -89,8 +90,10 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_dense(dense_fn: DenseFn, plan: ComparePlan, seed: int, out: Path) -> None:
-    dense_fn(plan.model, plan.dataset, seed, plan.dense_epochs, out, data_root=plan.data_root)
+def _train_dense(dense_fn: DenseFn, plan: ComparePlan, seed: int, out: Path,
+                 progress: bool) -> None:
+    dense_fn(plan.model, plan.dataset, seed, plan.dense_epochs, out, data_root=plan.data_root,
+             progress=progress)
 
 
 def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
@@ -101,7 +104,7 @@ def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
     try:
         metrics = prune_fn(key.strategy, key.target, checkpoint, key.seed,
                            epochs=plan.prune_epochs, out=pruned_checkpoint(root, key),
-                           progress=progress)
+                           progress=progress, data_root=plan.data_root)
         record = RunRecord(key, plan.config(), jsonable(dict(metrics)),
                            time.perf_counter() - start, artemis_version=__version__)
     except ArtemisError as exc:
@@ -114,17 +117,38 @@ def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
     return record
 
 
-class _InlineExecutor(Executor):
-    """Runs each task at submission in this process (``--jobs 1``): no pickling, and
-    Ctrl-C stops the run at once."""
+class _DeferredFuture(Future):
+    """A task of :class:`_InlineExecutor`: it runs when :meth:`run` is called."""
 
-    def submit(self, fn, /, *args, **kwargs):
-        future: Future = Future()
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__()
+        self._call = call
+
+    def run(self) -> None:
+        """Run the task in this process; Ctrl-C (not an ``Exception``) propagates."""
         try:
-            future.set_result(fn(*args, **kwargs))
+            self.set_result(self._call())
         except Exception as exc:
-            future.set_exception(exc)
-        return future
+            self.set_exception(exc)
+
+
+class _InlineExecutor(Executor):
+    """``--jobs 1``: tasks run one by one in this process, oldest first, when the
+    scheduler asks for the next finished one (no pickling; Ctrl-C stops at once)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> _DeferredFuture:
+        return _DeferredFuture(functools.partial(fn, *args, **kwargs))
+
+
+def _next_finished(running: Mapping[Future, Any]) -> list[Future]:
+    """Finished tasks in submission order (seed-major, reproducible); with the inline
+    executor, runs the oldest task first."""
+    oldest = next(iter(running))
+    if isinstance(oldest, _DeferredFuture):
+        oldest.run()
+        return [oldest]
+    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+    return [f for f in running if f in finished]
 
 
 def available_cores() -> int:
@@ -188,15 +212,16 @@ def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune
     bar = tqdm(total=total, desc="compare", unit="job", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     executor = _executor(jobs)
+    # Each job's own progress bars only make sense when jobs do not run side by side.
+    show_each = progress and jobs == 1
     try:
         running: dict[Future, tuple[str, Any]] = {}
         for seed in todo:
             out = dense_checkpoint(root, plan.model, plan.dataset, seed)
-            running[executor.submit(_train_dense, dense_fn, plan, seed, out)] = ("dense", seed)
+            task = executor.submit(_train_dense, dense_fn, plan, seed, out, show_each)
+            running[task] = ("dense", seed)
         while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            # In submission order (``wait`` gives a set): seed-major, reproducible.
-            for future in [f for f in running if f in finished]:
+            for future in _next_finished(running):
                 kind, what = running.pop(future)
                 bar.update(1)
                 label = f"dense seed {what}" if kind == "dense" else what.label()
@@ -210,7 +235,7 @@ def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune
                 bar.set_postfix_str(label)
                 if kind == "dense":
                     for key in todo[what]:
-                        task = executor.submit(_run_one, prune_fn, plan, key, root, jobs == 1)
+                        task = executor.submit(_run_one, prune_fn, plan, key, root, show_each)
                         running[task] = ("run", key)
                 else:
                     done[what] = future.result()

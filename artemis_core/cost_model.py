@@ -36,8 +36,9 @@ class LayerPlan(ABC):
         """Slot vectors (length ``params.slots``) holding input ``x`` of shape C×H×W."""
 
     @abstractmethod
-    def unpack(self, slots: list[np.ndarray]) -> torch.Tensor:
-        """The layer's output tensor (C_out×H'×W') read back from output slot vectors."""
+    def unpack(self, slots: list[np.ndarray | None]) -> torch.Tensor:
+        """The layer's output tensor (C_out×H'×W') read back from output slot vectors
+        (``None`` for an output :meth:`execute` did not compute: all zero)."""
 
     @abstractmethod
     def execute(
@@ -45,7 +46,8 @@ class LayerPlan(ABC):
         bias: torch.Tensor | None = None,
     ) -> list[Any]:
         """Run the layer on ciphertexts ``inputs`` (as packed by :meth:`pack`) and return
-        the output ciphertexts. Pruned work (zero rotations/masks) is skipped."""
+        the output ciphertexts. Pruned work (zero rotations/masks) is skipped; an output
+        with no live product is ``None`` (see :func:`artemis_core.executor.decrypt_output`)."""
 
 
 @dataclass(frozen=True)

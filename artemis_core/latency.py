@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .errors import CalibrationError
+from .results import write_json_atomic
 from .specs import OpCount
 
 #: Seconds-per-operation fields of a :class:`Calibration`, in table order.
@@ -30,7 +30,8 @@ class Calibration:
     ``rotation`` is one key switch (rotate), ``pmult`` a ciphertext x plaintext product
     without its encoding (``encode`` is the encoding of one plaintext), ``cmult`` a
     ciphertext x ciphertext product with relinearisation; ``rotation_key_bytes`` is
-    the size of one rotation key. All timed at the top level of a fresh ciphertext.
+    the size of one rotation key. All timed at the top level of a fresh ciphertext, in
+    CPU seconds of the executing thread (wall time on an idle machine).
     """
 
     log_n: int
@@ -119,16 +120,7 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
 def save_calibration(calibration: Calibration, path: str | Path | None = None) -> Path:
     """Write ``calibration`` atomically (``None``: the user's file); returns the path."""
     target = Path(path) if path is not None else user_calibration_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(calibration.to_dict(), handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(target, calibration.to_dict())
     return target
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import ArtemisError
 from .output import render
 from .pareto import pareto_by_group
-from .results import RunRecord, target_value
+from .results import RunRecord, target_sort_key
 from .specs import OpCount
 
 #: Estimated HE seconds of a model's op counts (see :mod:`artemis_core.latency`).
@@ -26,6 +26,7 @@ KEY_COLUMNS = ("model", "dataset", "strategy", "target", "seed")
 DEFAULT_GROUP_BY = ("model", "dataset", "strategy", "target")
 RUNS = "runs"
 PARETO = "pareto"
+NOTE = "note"
 STD_SUFFIX = "_std"
 
 
@@ -58,19 +59,23 @@ _STD_SHOWN = {"delta_accuracy": lambda v: f"{100 * v:.2f}"}  # a spread has no s
 
 
 def run_values(record: RunRecord, latency: LatencyFn | None = None) -> dict[str, Any]:
-    """One successful run as raw column values (key columns + every metric)."""
-    m = record.metrics
+    """One run as raw column values: key columns, every metric (None for a failed run)
+    and ``note`` (the failure, if any)."""
+    key = record.key
     values: dict[str, Any] = {
-        "model": record.key.model, "dataset": record.key.dataset,
-        "strategy": record.key.strategy, "target": record.key.target, "seed": record.key.seed,
+        "model": key.model, "dataset": key.dataset, "strategy": key.strategy,
+        "target": key.target, "seed": key.seed, NOTE: record.error if not record.ok else "",
+    }
+    if not record.ok:
+        return values | dict.fromkeys(_METRIC)
+    m = record.metrics
+    return values | {
         "accuracy": m["accuracy"], "delta_accuracy": m["accuracy"] - m["dense_accuracy"],
         "rotations": m["rotations"], "rotation_reduction": m["rotation_reduction"],
         "pmult": m["pmult"], "keys": m["keys"], "key_memory_bytes": m["key_bytes"],
+        "latency_s": latency(record.op_count()) if latency is not None else None,
         "wall_s": record.wall_seconds,
     }
-    if latency is not None:
-        values["latency_s"] = latency(record.op_count())
-    return values
 
 
 @dataclass(frozen=True)
@@ -115,50 +120,64 @@ def parse_sort(spec: str) -> list[tuple[str, bool]]:
 def _sort_value(column: str, value: Any) -> tuple:
     if value is None:
         return (1, 0)
-    return (0, target_value(value) if column == "target" else value)
+    return (0, target_sort_key(value) if column == "target" else value)
 
 
 def _aggregate(runs: list[dict[str, Any]], group_by: Sequence[str],
                metrics: Sequence[str]) -> dict[str, Any]:
-    values = np.array([[run[k] for k in metrics] for run in runs], dtype=float)
-    std = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(metrics))
+    """One row: mean and sample std of each metric over the group's successful runs (None
+    when all failed), and a note naming the failures."""
+    ok = [run for run in runs if not run[NOTE]]
+    values = np.array([[run[k] for k in metrics] for run in ok], dtype=float)
+    values = values.reshape(len(ok), len(metrics))
+    std = values.std(axis=0, ddof=1) if len(ok) > 1 else np.zeros(len(metrics))
     row: dict[str, Any] = {k: runs[0][k] for k in group_by}
-    row[RUNS] = len(runs)
+    row[RUNS] = len(ok)
     for i, key in enumerate(metrics):
-        row[key] = float(values[:, i].mean())
-        row[key + STD_SUFFIX] = float(std[i])
+        row[key] = float(values[:, i].mean()) if ok else None
+        row[key + STD_SUFFIX] = float(std[i]) if ok else None
+    errors = "; ".join(dict.fromkeys(run[NOTE] for run in runs if run[NOTE]))
+    failed = len(runs) - len(ok)
+    row[NOTE] = f"{failed} of {len(runs)} runs failed: {errors}" if ok and failed else errors
     return row
 
 
 def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] = DEFAULT_GROUP_BY,
                 columns: Sequence[str] | None = None, sort: str = "",
                 latency: LatencyFn | None = None) -> Table:
-    """Successful runs grouped by ``group_by`` (mean ± std of every metric over the rest,
-    e.g. over seeds), with a Pareto mark per row among rows of the same model and dataset.
+    """Runs grouped by ``group_by`` (mean ± std of every metric over the rest, e.g. over
+    seeds), with a Pareto mark per row among rows of the same model and dataset. A run
+    that failed (e.g. a target its strategy cannot reach) is counted in its row's note.
 
     ``columns`` picks and orders the shown columns (default: group keys, runs, every
-    metric, Pareto); ``sort`` is a :func:`parse_sort` spec (default: the group keys).
+    metric, Pareto, and the note when a row has one); ``sort`` is a :func:`parse_sort`
+    spec (default: the group keys).
     """
     _check_names("--group-by", group_by, KEY_COLUMNS)
     group_by = tuple(dict.fromkeys(group_by))
     if not group_by:
         raise ArtemisError(f"--group-by needs at least one of: {', '.join(KEY_COLUMNS)}")
-    runs = [run_values(r, latency) for r in records if r.ok]
+    runs = [run_values(r, latency) for r in records]
     metrics = [m.key for m in METRICS if m.key != "latency_s" or latency is not None]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(tuple(run[k] for k in group_by), []).append(run)
     rows = [_aggregate(members, group_by, metrics) for members in groups.values()]
 
-    comparable = [tuple(row.get(k) for k in ("model", "dataset")) for row in rows]
-    marks = pareto_by_group(comparable, [r["accuracy"] for r in rows],
-                            [r["rotation_reduction"] for r in rows])
-    for row, mark in zip(rows, marks, strict=True):
+    measured = [row for row in rows if row[RUNS]]
+    marks = pareto_by_group([tuple(row.get(k) for k in ("model", "dataset")) for row in measured],
+                            [r["accuracy"] for r in measured],
+                            [r["rotation_reduction"] for r in measured])
+    for row in rows:
+        row[PARETO] = False
+    for row, mark in zip(measured, marks, strict=True):
         row[PARETO] = bool(mark)
 
-    available = [*group_by, RUNS, *metrics, PARETO]
-    per_run = "seed" in group_by  # every row is one run: a runs column says nothing
-    shown = list(columns) if columns else [c for c in available if not (per_run and c == RUNS)]
+    available = [*group_by, RUNS, *metrics, PARETO, NOTE]
+    hidden = {RUNS} if "seed" in group_by else set()  # one run per row: runs says nothing
+    if not any(row[NOTE] for row in rows):
+        hidden.add(NOTE)
+    shown = list(columns) if columns else [c for c in available if c not in hidden]
     _check_names("--columns", shown, available)
     order = parse_sort(sort) or [(k, False) for k in group_by]
     _check_names("--sort", [k for k, _ in order], available)
@@ -171,15 +190,17 @@ def _header(column: str) -> str:
     return _METRIC[column].header if column in _METRIC else column
 
 
-def _cell(row: dict[str, Any], column: str, aggregated: bool) -> str:
+def _cell(row: dict[str, Any], column: str) -> str:
     value = row[column]
     if column == PARETO:
         return "*" if value else ""
     if column not in _METRIC:
         return str(value)
+    if value is None:  # every run of the row failed
+        return "-"
     text = _METRIC[column].show(value)
     spread = row[column + STD_SUFFIX]
-    if aggregated and row[RUNS] > 1:
+    if spread > 0:  # runs that agree exactly (e.g. op counts) show no "± 0"
         text += " ± " + _STD_SHOWN.get(column, _METRIC[column].show)(spread)
     return text
 
@@ -190,10 +211,7 @@ def render_table(table: Table, fmt: str) -> str:
     if fmt in ("json", "csv"):
         return render(table.export_rows(), fmt)
     headers = [_header(c) for c in table.columns]
-    aggregated = table.aggregated
-    display = [
-        {_header(c): _cell(row, c, aggregated) for c in table.columns} for row in table.rows
-    ]
+    display = [{_header(c): _cell(row, c) for c in table.columns} for row in table.rows]
     # Cells are pre-formatted strings: stop tabulate from re-parsing "2.00" as 2.
     align = ["right" if c in _METRIC or c in (RUNS, "seed") else "left" for c in table.columns]
     return render(display, fmt, headers, disable_numparse=True, colalign=align)

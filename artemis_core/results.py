@@ -9,15 +9,14 @@ runs whose file exists, and loses nothing.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import ArtemisError
 from .specs import OpCount
 
@@ -30,7 +29,6 @@ REQUIRED_METRICS = (
     "accuracy", "dense_accuracy", "rotations", "dense_rotations", "rotation_reduction",
     "pmult", "keys", "key_bytes",
 )
-_TARGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*[x×]?\s*$", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -38,21 +36,21 @@ class ResultError(ArtemisError):
     """A result file that cannot be read: corrupt, foreign, or from a newer schema."""
 
 
-def parse_target(text: str) -> str:
-    """Canonical rotation-reduction target (``"2"``, ``"2.0x"`` -> ``"2x"``); must be > 1."""
-    match = _TARGET.match(str(text))
-    value = float(match.group(1)) if match else math.nan
-    if not value > 1:
-        raise ArtemisError(
-            f"target {text!r} is not a rotation-reduction factor > 1; "
-            "write it like 1.5x, 2x or 4"
-        )
-    return f"{value:g}x"
+def canonical_target(text: str) -> str:
+    """One spelling per target, so a run is stored once: ``"2.0X"`` -> ``"2x"``, ``"0120"``
+    -> ``"120"``. The grammar (factor ``Nx`` or rotation count ``N``) is the pipeline's."""
+    from .budget import parse_target  # torch-heavy: only commands that run pruning need it
+
+    target = parse_target(text)
+    return f"{target.factor:g}x" if target.factor is not None else str(target.rotations)
 
 
-def target_value(target: str) -> float:
-    """The factor of a canonical target (``"1.5x"`` -> 1.5)."""
-    return float(target.rstrip("x"))
+def target_sort_key(target: str) -> tuple[int, float]:
+    """Canonical targets from least to most pruning: factors ascending, then rotation
+    counts descending."""
+    if target.endswith("x"):
+        return (0, float(target[:-1]))
+    return (1, -float(target))
 
 
 @dataclass(frozen=True, order=True)
@@ -129,19 +127,9 @@ def jsonable(document: Any) -> Any:
 
 def write_json_atomic(path: Path, document: Any) -> None:
     """Write ``document`` to ``path`` so that readers see the old file or the new one,
-    never a partial one (temporary file in the same directory + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A dot-prefixed .tmp name: a leftover from a killed process is never read as a result.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True, default=to_builtin)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    never a partial one."""
+    with atomic_write(path) as handle:
+        json.dump(document, handle, indent=2, sort_keys=True, default=to_builtin)
 
 
 def _parse_record(path: Path, doc: Any) -> RunRecord:

@@ -38,9 +38,11 @@ class ConvSpec:
             value = getattr(self, f)
             if not isinstance(value, int) or value < 1:
                 raise SpecError(f"layer {self.name!r}: {f}={value!r} must be a positive integer")
-        if not isinstance(self.layout_channels, int) or self.layout_channels < 0:
+        if not isinstance(self.layout_channels, int) or not (
+                self.layout_channels == 0 or self.layout_channels >= self.c_in):
             raise SpecError(
-                f"layer {self.name!r}: layout_channels={self.layout_channels!r} must be >= 0"
+                f"layer {self.name!r}: layout_channels={self.layout_channels!r} must be 0 "
+                f"(fresh input) or at least c_in={self.c_in} (its producer's max(C_in, C_out))"
             )
         if self.kind not in ("conv", "linear"):
             raise SpecError(f"layer {self.name!r}: kind={self.kind!r}; allowed: conv, linear")

@@ -8,6 +8,7 @@ encrypted latency of both runs and the rotation keys they need.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,17 +80,21 @@ def reference_output(spec: ConvSpec, x: torch.Tensor, weight: torch.Tensor,
 
 
 def timed_execute(plan: LayerPlan, backend: HEBackend, x: torch.Tensor,
-                  weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  weight: torch.Tensor, bias: torch.Tensor | None = None, repeats: int = 1,
                   ) -> tuple[torch.Tensor, float]:
     """Key generation and encryption, then ``plan.execute`` timed alone (the server's
-    encrypted latency, counted from zero in ``backend.ops``), then decryption."""
+    encrypted latency in CPU seconds of this thread, as calibrated; median of ``repeats``
+    runs, each counted from zero in ``backend.ops``), then decryption of the last run's
+    output."""
     backend.keygen(plan.op_count().rotation_steps)
     inputs = [backend.encrypt(v) for v in plan.pack(x)]
-    backend.reset_counts()
-    start = time.perf_counter()
-    outputs = plan.execute(backend, inputs, weight, bias)
-    seconds = time.perf_counter() - start
-    return decrypt_output(plan, backend, outputs, bias), seconds
+    times = []
+    for _ in range(repeats):
+        backend.reset_counts()
+        start = time.thread_time()
+        outputs = plan.execute(backend, inputs, weight, bias)
+        times.append(time.thread_time() - start)
+    return decrypt_output(plan, backend, outputs, bias), statistics.median(times)
 
 
 def check_layer(spec: ConvSpec, params: HEParams, cost_model: CostModel, x: torch.Tensor,

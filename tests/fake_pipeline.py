@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
-from artemis_core.results import RunKey, RunRecord, target_value
+from artemis_core.results import RunKey, RunRecord
 from artemis_core.specs import OpCount
 
 DENSE_ROTATIONS = 120
@@ -34,7 +35,7 @@ def calls(root: Path) -> list[str]:
 
 def fake_metrics(strategy: str, target: str, seed: int) -> dict:
     """What the fake ``prune_run`` returns: exactly the target, accuracy by strategy."""
-    factor = target_value(target)
+    factor = float(target.rstrip("x"))  # the tests use factor targets only
     rotations = math.ceil(DENSE_ROTATIONS / factor)
     accuracy = DENSE_ACCURACY - SLOPE.get(strategy, 0.02) * factor - 0.002 * seed
     ops = OpCount(input_rotations=rotations, pmult=4 * rotations, adds=5 * rotations,
@@ -56,7 +57,7 @@ def fake_record(strategy: str, target: str, seed: int, model: str = "small-cnn",
                      fake_metrics(strategy, target, seed), wall_seconds=1.0 + seed)
 
 
-def fake_train_dense(model, dataset, seed, epochs, out, data_root=None) -> dict:
+def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True) -> dict:
     """Writes a placeholder checkpoint at ``out`` and logs the call."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,10 +67,16 @@ def fake_train_dense(model, dataset, seed, epochs, out, data_root=None) -> dict:
 
 
 def fake_prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-                   progress=True) -> dict:
+                   progress=True, data_root=None) -> dict:
     """Checks the dense checkpoint exists, logs the call, returns :func:`fake_metrics`."""
     dense_checkpoint = Path(dense_checkpoint)
     if not dense_checkpoint.exists():
         raise FileNotFoundError(dense_checkpoint)
     _log(dense_checkpoint.parent.parent, f"run {strategy} {target} {seed} pid={os.getpid()}")
     return fake_metrics(strategy, target, seed)
+
+
+def slow_fake_prune_run(*args, **kwargs) -> dict:
+    """:func:`fake_prune_run` that takes a moment, so a test can kill it halfway."""
+    time.sleep(0.2)
+    return fake_prune_run(*args, **kwargs)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fake_pipeline import calls, fake_prune_run, fake_train_dense
 
 from artemis_core import ArtemisError, BudgetError
+from artemis_core.cli import main
 from artemis_core.cli.compare_cmd import build_plan
 from artemis_core.compare import ComparePlan, run_comparison
 from artemis_core.results import ResultStore
@@ -68,6 +74,34 @@ def test_an_interrupted_comparison_resumes_and_loses_nothing(tmp_path):
     loaded = ResultStore(tmp_path).load()
     assert not loaded.problems and len(loaded.records) == 12
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+KILLED_COMPARISON = """
+import sys
+from fake_pipeline import fake_train_dense, slow_fake_prune_run
+from artemis_core.compare import ComparePlan, run_comparison
+plan = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
+                   ("2x", "4x"), (0, 1))
+run_comparison(plan, sys.argv[1], fake_train_dense, slow_fake_prune_run, progress=False)
+"""
+
+
+def test_a_killed_comparison_resumes_with_every_run_stored_once(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_COMPARISON, str(tmp_path)], env=env)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("*.json"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a child process: there is nothing to wait on
+    child.kill()  # SIGKILL: no clean-up code runs
+    child.wait()
+    stored_before = len(list(tmp_path.glob("*.json")))
+    assert 4 <= stored_before < 12
+    outcome = _run(tmp_path)
+    assert outcome.reused == stored_before and outcome.ran == 12 - stored_before
+    loaded = ResultStore(tmp_path).load()
+    assert not loaded.problems
+    assert sorted(r.key for r in loaded.records) == sorted(PLAN.keys())
 
 
 def test_a_dense_seed_whose_runs_are_all_stored_is_not_retrained(tmp_path):
@@ -135,7 +169,7 @@ def test_parallel_jobs_store_the_same_results_as_one_job(tmp_path):
 # --- the command's plan --------------------------------------------------------------
 
 def test_plan_defaults_to_the_datasets_model_and_every_strategy():
-    plan = build_plan(None, "digits", None, "1.5x,2", "0,1", None, None, None)
+    plan = build_plan(None, "digits", None, "1.5x,2.0X,1.5x", "0,1", None, None, None)
     assert plan.model == "digits-resnet"
     assert {"diagonal", "positional", "hybrid", "hunter", "unstructured", "filter"} <= set(
         plan.strategies)
@@ -165,3 +199,52 @@ def test_an_installed_third_party_strategy_joins_the_comparison(installed_exampl
     stored = json.loads(ResultStore(tmp_path).path(
         next(k for k in plan.keys() if k.strategy == "random")).read_text())
     assert stored["key"]["strategy"] == "random"
+
+
+# --- the command, on the real pipeline ---------------------------------------------------
+
+FAST = ["--epochs", "1", "--prune-epochs", "1", "--seeds", "0"]
+
+
+def _compare(tmp_path, *args):
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["compare", *FAST, "--out", str(out), *args])
+    return result, out
+
+
+def test_compare_runs_the_installed_third_party_strategy_on_the_real_pipeline(
+        installed_example_plugin, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    # Random groups of 16 weights never cover a whole rotation: only 1x is reachable.
+    result, out = _compare(tmp_path, "--strategies", "random", "--targets", "1x",
+                           "--format", "json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert (row["strategy"], row["target"], row["model"]) == ("random", "1x", "digits-resnet")
+    assert row["rotation_reduction"] >= 1 and 0 <= row["accuracy"] <= 1
+    assert row["latency_s"] > 0
+    assert (out / "dense").is_dir() and (out / "models").is_dir()
+    again, _ = _compare(tmp_path, "--strategies", "random", "--targets", "1x")
+    assert again.exit_code == 0 and "0 runs done, 1 reused" in again.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_real_comparison_resumes_with_every_run_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "artemis_core.cli", "compare", *FAST, "--out", str(out),
+               "--strategies", "diagonal,hunter,filter", "--targets", "1.5x,2x"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling a child process: there is nothing to wait on
+    child.kill()
+    child.wait()
+    stored = len(list(out.glob("*.json")))
+    assert 3 <= stored < 6
+    result, _ = _compare(tmp_path, "--strategies", "diagonal,hunter,filter",
+                         "--targets", "1.5x,2x")
+    assert result.exit_code == 0, result.output
+    assert f"{6 - stored} runs done, {stored} reused" in result.stderr
+    loaded = ResultStore(out).load()
+    assert not loaded.problems and len(loaded.records) == 6

@@ -43,9 +43,9 @@ def random_mask(kind: str, spec: ConvSpec, params: HEParams, gen: torch.Generato
 
 
 @st.composite
-def layers(draw):
+def layers(draw, max_channels=24):
     kind = draw(st.sampled_from(["conv", "conv", "conv", "linear"]))
-    c_in, c_out = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    c_in, c_out = draw(st.integers(1, max_channels)), draw(st.integers(1, max_channels))
     if kind == "linear":
         spec = ConvSpec("fc", c_in, c_out, 1, 1, 0, kind="linear", bias=draw(st.booleans()))
     else:
@@ -54,15 +54,28 @@ def layers(draw):
         gap = draw(st.sampled_from([1, 2]))
         spec = ConvSpec("conv", c_in, c_out, k, stride, k // 2, size, draw(st.sampled_from(
             [size, max(1, size // 2)])), gap, bias=draw(st.booleans()),
-            layout_channels=draw(st.sampled_from([0, c_in, 64])))
+            layout_channels=draw(st.sampled_from([0, c_in, max(c_in, 64)])))
     return spec, HEParams(draw(st.integers(10, 12)), allow_insecure=True)
 
 
-@settings(max_examples=40, deadline=None)
-@given(layer=layers(), mask_kind=st.sampled_from(
-    ["dense", "unstructured", "positional", "diagonal", "block", "filter", "mixed"]),
-    seed=st.integers(0, 2**31 - 1))
+MASK_KINDS = st.sampled_from(
+    ["dense", "unstructured", "positional", "diagonal", "block", "filter", "mixed"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=layers(), mask_kind=MASK_KINDS, seed=st.integers(0, 2**31 - 1))
 def test_sim_executes_exactly_the_predicted_ops_and_the_masked_conv(layer, mask_kind, seed):
+    check_execution(layer, mask_kind, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None)
+@given(layer=layers(max_channels=70), mask_kind=MASK_KINDS, seed=st.integers(0, 2**31 - 1))
+def test_sim_execution_wide_sweep(layer, mask_kind, seed):
+    check_execution(layer, mask_kind, seed)
+
+
+def check_execution(layer, mask_kind, seed):
     spec, params = layer
     gen = torch.Generator().manual_seed(seed)
     mask = random_mask(mask_kind, spec, params, gen)

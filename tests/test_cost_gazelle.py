@@ -106,6 +106,11 @@ def test_mask_of_the_wrong_shape_is_refused():
         MODEL.count(spec, small_params(12), torch.ones(4, 4, 1, 1))
 
 
+def test_input_layout_narrower_than_the_input_is_refused():
+    with pytest.raises(SpecError, match="layout_channels=8 must be 0 .* at least c_in=16"):
+        ConvSpec("c", 16, 16, layout_channels=8)
+
+
 def test_unknown_group_kind_lists_the_known_ones():
     with pytest.raises(SpecError, match="positional, diagonal, block"):
         MODEL.group_index(ConvSpec("c", 4, 4), small_params(12), "tap")
@@ -148,13 +153,24 @@ layer_shapes = st.builds(
     lambda c_in, c_out, k, stride, size, gap, layout: ConvSpec(
         "c", c_in, c_out, k, stride, k // 2, size, size, gap, layout_channels=layout),
     st.integers(1, 20), st.integers(1, 20), st.sampled_from([1, 3]), st.sampled_from([1, 2]),
-    st.sampled_from([1, 2, 4]), st.sampled_from([1, 2]), st.sampled_from([0, 3, 64]),
+    st.sampled_from([1, 2, 4]), st.sampled_from([1, 2]), st.sampled_from([0, 20, 64]),
 )
 
 
 @settings(max_examples=25, deadline=None)
 @given(spec=layer_shapes, data=st.data())
 def test_group_savings_equal_the_count_difference(spec, data):
+    check_savings(spec, data)
+
+
+@pytest.mark.slow
+@settings(max_examples=500, deadline=None)
+@given(spec=layer_shapes, data=st.data())
+def test_group_savings_wide_sweep(spec, data):
+    check_savings(spec, data)
+
+
+def check_savings(spec, data):
     params = small_params(11)
     numel = torch.Size(spec.weight_shape).numel()
     kind = data.draw(st.sampled_from([*MODEL.group_kinds, "single", "filter", "random"]))
@@ -187,3 +203,16 @@ def test_whole_layer_group_saves_everything_including_the_layout_change():
     savings = MODEL.group_savings(spec, params, index)
     assert dense.other_rotations == 2
     assert (savings.rotations[0], savings.pmult[0]) == (dense.rotations, dense.pmult)
+
+
+def test_overlapping_groups_get_the_same_savings_as_alone():
+    spec, params = ConvSpec("c", 12, 20, height=4, width=4), small_params(11)
+    positional = MODEL.group_index(spec, params, "positional")
+    diagonal = MODEL.group_index(spec, params, "diagonal")
+    width = max(positional.shape[1], diagonal.shape[1])
+    both = torch.cat([torch.nn.functional.pad(g, (0, width - g.shape[1]), value=-1)
+                      for g in (positional, diagonal)])
+    together = MODEL.group_savings(spec, params, both)
+    alone = [MODEL.group_savings(spec, params, g) for g in (positional, diagonal)]
+    assert list(together.rotations) == [*alone[0].rotations, *alone[1].rotations]
+    assert list(together.pmult) == [*alone[0].pmult, *alone[1].pmult]

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from fake_cifar import write_batch, write_cifar10
 
 from artemis_core import ArtemisError
 from artemis_core.registry import get, get_registry
@@ -67,24 +68,9 @@ def test_unknown_split_is_refused(name):
         get("dataset", name)().load("validation")
 
 
-def _write_batch(path, rng, count, label_key, classes):
-    data = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
-    labels = rng.integers(0, classes, size=count).tolist()
-    with open(path, "wb") as stream:
-        pickle.dump({b"data": data, label_key: labels, b"batch_label": b"x"}, stream)
-    return data, labels
-
-
 @pytest.fixture
 def cifar10_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    written = {"train": [], "test": []}
-    for i in range(1, 6):
-        written["train"].append(_write_batch(folder / f"data_batch_{i}", rng, 3, b"labels", 10))
-    written["test"].append(_write_batch(folder / "test_batch", rng, 4, b"labels", 10))
-    return tmp_path, written
+    return tmp_path, write_cifar10(tmp_path)
 
 
 def test_cifar10_reads_the_python_pickle_format(cifar10_dir):
@@ -113,8 +99,8 @@ def test_cifar100_uses_fine_labels(tmp_path):
     rng = np.random.default_rng(1)
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
-    _, train_labels = _write_batch(folder / "train", rng, 6, b"fine_labels", 100)
-    _write_batch(folder / "test", rng, 2, b"fine_labels", 100)
+    _, train_labels = write_batch(folder / "train", rng, 6, b"fine_labels", 100)
+    write_batch(folder / "test", rng, 2, b"fine_labels", 100)
     dataset = get("dataset", "cifar100")(tmp_path)
     assert dataset.load("train").tensors[1].tolist() == train_labels
     assert dataset.num_classes == 100

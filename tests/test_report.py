@@ -8,16 +8,18 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from click.testing import CliRunner
 from fake_pipeline import fake_metrics, fake_record
 from hypothesis import given
 from hypothesis import strategies as st
 
 from artemis_core import ArtemisError
+from artemis_core.cli import main
 from artemis_core.output import formats
 from artemis_core.pareto import pareto_by_group, pareto_mask
 from artemis_core.plot import plot_comparison
 from artemis_core.report import build_table, render_table
-from artemis_core.results import STATUS_FAILED, RunRecord
+from artemis_core.results import STATUS_FAILED, ResultStore, RunRecord
 
 STRATEGIES = ("diagonal", "positional")
 TARGETS = ("1.5x", "2x", "4x")
@@ -108,11 +110,38 @@ def test_pareto_is_separate_per_dataset():
     assert all(r["pareto"] for r in build_table(records).rows)
 
 
-def test_failed_runs_are_not_rows():
-    failed = RunRecord(fake_record("hybrid", "6x", 0).key, {}, status=STATUS_FAILED,
-                       error="BudgetError: cannot reach 6x")
-    table = build_table([*_records(), failed])
-    assert "hybrid" not in {r["strategy"] for r in table.rows}
+def _failed(strategy="hybrid", target="6x", seed=0):
+    return RunRecord(fake_record(strategy, target, seed).key, {}, status=STATUS_FAILED,
+                     error=f"BudgetError: cannot reach {target}")
+
+
+def test_a_failed_run_is_a_row_without_metrics_that_says_why():
+    table = build_table([*_records(), _failed()])
+    row = next(r for r in table.rows if r["strategy"] == "hybrid")
+    assert row["runs"] == 0 and row["accuracy"] is None and not row["pareto"]
+    assert row["note"] == "BudgetError: cannot reach 6x"
+    assert table.columns[-1] == "note"
+    assert "-" in render_table(table, "plain").splitlines()[-1]
+
+
+def test_a_row_with_some_failed_seeds_averages_the_others_and_counts_the_failures():
+    table = build_table([fake_record("diagonal", "6x", 0), _failed("diagonal", "6x", 1)])
+    (row,) = table.rows
+    assert row["runs"] == 1
+    assert row["accuracy"] == fake_record("diagonal", "6x", 0).metrics["accuracy"]
+    assert row["note"] == "1 of 2 runs failed: BudgetError: cannot reach 6x"
+
+
+def test_the_note_column_is_only_shown_when_a_row_has_one():
+    assert "note" not in build_table(_records()).columns
+
+
+def test_failed_rows_export_as_empty_values():
+    table = build_table([*_records(), _failed()], latency=_latency)
+    exported = json.loads(render_table(table, "json"))
+    assert next(r for r in exported if r["strategy"] == "hybrid")["accuracy"] is None
+    read = list(csv.DictReader(io.StringIO(render_table(table, "csv"))))
+    assert next(r for r in read if r["strategy"] == "hybrid")["accuracy"] == ""
 
 
 def test_sort_descending_and_by_several_columns():
@@ -198,6 +227,76 @@ def test_plot_writes_an_svg_with_one_series_per_strategy(tmp_path):
     assert "Pareto front" in text
 
 
+def test_plot_leaves_out_failed_runs(tmp_path):
+    path = plot_comparison([*_records(), _failed()], tmp_path / "front.svg")
+    assert "hybrid" not in path.read_text()
+
+
 def test_plot_refuses_unknown_file_types(tmp_path):
     with pytest.raises(ArtemisError, match=r"\.png"):
         plot_comparison(_records(), tmp_path / "front.bmp")
+
+
+# --- artemis report ------------------------------------------------------------------------
+
+@pytest.fixture
+def result_dir(tmp_path, monkeypatch):
+    """A result directory with two seeds of every run, and no user calibration file."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    store = ResultStore(tmp_path / "runs")
+    for record in _records():
+        store.save(record)
+    return store.root
+
+
+def _report(*args):
+    return CliRunner().invoke(main, ["report", *map(str, args)])
+
+
+def test_report_tabulates_the_stored_runs(result_dir):
+    result = _report(result_dir, "--format", "github")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("| positional") == len(TARGETS)
+    assert "est. latency (s)" in result.stdout and not result.stderr
+
+
+def test_report_warns_about_bad_files_by_name_and_reports_the_rest(result_dir):
+    (result_dir / "corrupt.json").write_text('{"schema": "artemis.res')
+    (result_dir / "foreign.json").write_text('{"accuracy": 0.9}')
+    result = _report(result_dir, "--format", "json")
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 2
+    assert "corrupt.json" in warnings[0] and "foreign.json" in warnings[1]
+    assert len(json.loads(result.stdout)) == len(STRATEGIES) * len(TARGETS)
+
+
+def test_report_shows_stored_failures_and_says_how_to_retry_them(result_dir):
+    ResultStore(result_dir).save(_failed())
+    result = _report(result_dir)
+    assert result.exit_code == 0
+    assert "cannot reach 6x" in result.stdout
+    assert "1 of 13 runs failed" in result.stderr and "delete their files" in result.stderr
+
+
+def test_report_writes_csv_and_a_plot_to_files(result_dir, tmp_path):
+    out, plot = tmp_path / "t.csv", tmp_path / "p.svg"
+    result = _report(result_dir, "--format", "csv", "--output", out, "--plot", plot,
+                     "--group-by", "strategy,target,seed", "--columns", "strategy,seed,accuracy")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(_records()) and list(rows[0]) == ["strategy", "seed", "accuracy"]
+    assert ET.parse(plot).getroot().tag.endswith("svg")
+
+
+def test_report_on_a_directory_without_results_is_a_one_line_error(tmp_path):
+    (tmp_path / "junk.json").write_text("[]")
+    result = _report(tmp_path)
+    assert result.exit_code == 1
+    assert "no results to report" in result.stderr and "Traceback" not in result.output
+    assert "junk.json" in result.stderr
+
+
+def test_report_refuses_unknown_columns(result_dir):
+    result = _report(result_dir, "--columns", "strategy,bogus")
+    assert result.exit_code == 1 and "unknown column 'bogus'" in result.stderr

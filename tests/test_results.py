@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -15,23 +16,30 @@ from artemis_core.results import (
     ResultError,
     ResultStore,
     RunKey,
-    parse_target,
+    canonical_target,
     read_record,
+    target_sort_key,
     write_json_atomic,
 )
 
 
 @pytest.mark.parametrize(("text", "canonical"), [
-    ("2x", "2x"), ("2", "2x"), ("2.0x", "2x"), ("1.5X", "1.5x"), (" 4 x", "4x"), ("6×", "6x"),
+    ("2x", "2x"), ("2.0x", "2x"), ("1.5X", "1.5x"), (" 4 x", "4x"), ("6×", "6x"),
+    ("120", "120"), ("0120", "120"),
 ])
 def test_targets_have_one_canonical_spelling(text, canonical):
-    assert parse_target(text) == canonical
+    assert canonical_target(text) == canonical
 
 
-@pytest.mark.parametrize("text", ["1x", "0.5x", "abc", "", "-2x", "2xx"])
+@pytest.mark.parametrize("text", ["0.5x", "abc", "", "-2x", "2xx", "1.5"])
 def test_bad_targets_are_refused_with_the_value_named(text):
-    with pytest.raises(ArtemisError, match=f"target {text!r}"):
-        parse_target(text)
+    with pytest.raises(ArtemisError, match=f"target {re.escape(repr(text))}"):
+        canonical_target(text)
+
+
+def test_targets_sort_from_least_to_most_pruning():
+    targets = ["100", "10x", "1.5x", "2x", "200"]
+    assert sorted(targets, key=target_sort_key) == ["1.5x", "2x", "10x", "200", "100"]
 
 
 def test_a_record_round_trips_through_its_file(tmp_path):

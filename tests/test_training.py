@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from artemis_core import ArtemisError
 from artemis_core.registry import get
-from artemis_core.training import EpochRecord, TrainConfig, evaluate, train
+from artemis_core.training import EpochRecord, TrainConfig, crop_flip, evaluate, train
 from artemis_core.zoo import build_model
 
 QUICK = TrainConfig(epochs=3, lr=0.05, batch_size=64, seed=0)
@@ -69,7 +70,7 @@ def _interrupt_after(epoch):
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(synthetic, tmp_path):
     train_set, _ = synthetic
-    config = TrainConfig(epochs=4, lr=0.05, seed=3)
+    config = TrainConfig(epochs=4, lr=0.05, seed=3, augment=True)
     reference = _model()
     expected = train(reference, train_set, config, progress=False)
 
@@ -156,3 +157,32 @@ def test_evaluate_counts_correct_predictions_and_keeps_the_mode(synthetic):
 def test_bad_config_is_refused(field, value):
     with pytest.raises(ArtemisError, match=field):
         TrainConfig(**{field: value})
+
+
+def _windows(image, pad):
+    padded = F.pad(image, (pad,) * 4)
+    size = image.shape[-1]
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            window = padded[:, dy:dy + size, dx:dx + size]
+            yield (dy, dx, False), window
+            yield (dy, dx, True), window.flip(-1)
+
+
+def test_crop_flip_takes_a_window_of_the_padded_image_per_sample():
+    images = torch.randn(40, 3, 16, 16)
+    out = crop_flip(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    choices = set()
+    for image, crop in zip(images, out, strict=True):
+        matches = [how for how, window in _windows(image, 2) if torch.equal(window, crop)]
+        assert matches
+        choices.add(matches[0])
+    assert len(choices) > 10 and {flip for *_, flip in choices} == {False, True}
+
+
+def test_crop_flip_is_seeded():
+    images = torch.randn(8, 3, 8, 8)
+    first = crop_flip(images, torch.Generator().manual_seed(1))
+    assert torch.equal(first, crop_flip(images, torch.Generator().manual_seed(1)))
+    assert not torch.equal(first, crop_flip(images, torch.Generator().manual_seed(2)))

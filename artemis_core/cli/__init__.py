@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .. import __version__
@@ -29,15 +31,24 @@ def main() -> None:
     """Artemis: prune CNNs in rotation-shaped groups for faster CKKS inference."""
 
 
-def _add_commands() -> None:
-    from .calibrate_cmd import calibrate
-    from .cost_cmd import cost
-    from .infer_cmd import infer
-    from .plugins_cmd import plugins
-    from .verify_cmd import verify
+#: Command modules, one line each: module ``<name>_cmd`` defines the click command ``name``.
+COMMANDS = (
+    "calibrate",
+    "compare",
+    "cost",
+    "infer",
+    "plugins",
+    "prune",
+    "report",
+    "train",
+    "verify",
+)
 
-    for command in (plugins, calibrate, cost, verify, infer):
-        main.add_command(command)
+
+def _add_commands() -> None:
+    for name in COMMANDS:
+        module = importlib.import_module(f".{name}_cmd", __package__)
+        main.add_command(getattr(module, name))
 
 
 _add_commands()

@@ -30,7 +30,8 @@ Examples:
 @format_option()
 def calibrate(log_n: int, depth: int, repeats: int, output: Path | None, fmt: str) -> None:
     """Time rotation, PMult, CMult, add, rescale, encode, encrypt and decrypt (real CKKS,
-    one thread) and store them for the latency model used by cost estimates."""
+    one thread, CPU time: other processes do not inflate it) and store the medians for
+    the latency model used by cost estimates."""
     params = HEParams.with_depth(log_n, depth)
     with tqdm(total=len(OP_FIELDS), desc=f"calibrating N=2^{log_n}", file=sys.stderr,
               leave=False) as bar:

@@ -7,9 +7,8 @@ import click
 from ..compare import ComparePlan, run_comparison
 from ..errors import ArtemisError
 from ..registry import get, get_registry
-from ..report import build_table, render_table
-from ..results import ResultStore, parse_target
-from .report_cmd import calibrated_latency, split_list, table_options, warn_failed
+from ..results import ResultStore, canonical_target
+from .report_cmd import output_options, show_results, split_list
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
 
@@ -34,7 +33,7 @@ def build_plan(model: str | None, dataset: str, strategies: str | None, targets:
         get_registry().names("strategy"))
     for name in names:
         get("strategy", name)
-    parsed = tuple(dict.fromkeys(parse_target(t) for t in split_list(targets)))
+    parsed = tuple(dict.fromkeys(canonical_target(t) for t in split_list(targets)))
     if not parsed:
         raise ArtemisError("--targets: give one or more targets like 1.5x,2x")
     return ComparePlan(model, dataset, names, parsed, _seeds(seeds), epochs, prune_epochs,
@@ -65,25 +64,28 @@ Examples:
                    "skipped, so an interrupted comparison resumes.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs in parallel processes (torch threads are split between them).")
-@table_options
+@output_options
 def compare(model: str | None, dataset: str, data_root: str | None, strategies: str | None,
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
-            out: str | None, jobs: int, fmt: str, calibration: str | None) -> None:
+            out: str | None, jobs: int, fmt: str, calibration: str | None,
+            plot_path: str | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
 
     The dense model is trained once per seed and reused; every run is stored as its own
     JSON file in --out, and the table ends the output (`artemis report OUT` shows it again).
     """
+    from ..latency import load_calibration
     from ..pipeline import prune_run, train_dense  # torch-heavy: import when running
 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
                       data_root)
-    latency = calibrated_latency(calibration)  # a bad calibration fails before training
+    if calibration:
+        load_calibration(calibration)  # a bad file fails now, not after the training
     out = out or f"runs/{plan.dataset}-{plan.model}"
     outcome = run_comparison(plan, out, train_dense, prune_run, jobs=jobs)
     click.echo(f"{outcome.ran} runs done, {outcome.reused} reused from {out}", err=True)
-    warn_failed(outcome.records, ResultStore(out))
-    click.echo(render_table(build_table(outcome.records, latency=latency), fmt))
+    show_results(outcome.records, ResultStore(out), fmt=fmt, calibration=calibration,
+                 plot_path=plot_path)
     if outcome.errors:
         raise ArtemisError(f"{len(outcome.errors)} jobs failed (errors above); run the "
                            "same command again to retry them")

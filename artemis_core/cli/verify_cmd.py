@@ -41,7 +41,8 @@ def verify(model_name: str | None, checkpoint: Path | None, layers: str | None, 
            cost_model: str, fmt: str) -> None:
     """Run each chosen layer encrypted on a real input (a test image of the model's
     dataset, else a random one) and report the decryption error against torch, executed
-    vs predicted ops, dense vs pruned encrypted latency and the rotation keys."""
+    vs predicted ops, dense vs pruned encrypted latency (CPU seconds of the server's
+    work, one thread) and the rotation keys."""
     model, input_shape, dataset = _model(model_name, checkpoint)
     params = HEParams.with_depth(log_n, 1)
     planner = get("cost_model", cost_model)()

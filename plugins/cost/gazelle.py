@@ -45,59 +45,38 @@ class GazellePlan(LayerPlan):
         self.spec = layout.spec
         self.params = params
         self.mask = mask  # bool [c_out, c_in, taps]
-        # scatter-max of the 0/1 mask onto product ids: a product is live iff any of its
-        # weights is kept (the extra last id collects taps that touch no pixel)
-        hits = torch.zeros(layout.n_products + 1, dtype=torch.uint8).scatter_reduce_(
-            0, layout.product_id, mask.reshape(-1).contiguous().view(torch.uint8), "amax")
         #: live[O, j, tap, d]: the product of input block j, rotated by the tap, with the
         #: d-th diagonal of weight block (O, j) is performed.
-        self.live = hits[: layout.n_products].bool().view(
-            layout.n_out, layout.n_in, layout.taps, layout.period)
-
-    @property
-    def input_live(self) -> torch.Tensor:
-        """Bool [n_in, taps]: input rotations performed (the centre tap is free)."""
-        used = self.live.any(dim=3).any(dim=0)
-        used[:, self.layout.centre] = False
-        return used
-
-    @property
-    def sums_live(self) -> torch.Tensor:
-        """Bool [n_out, p]: partial sums P[O, d] that receive at least one product."""
-        return self.live.any(dim=2).any(dim=1)
-
-    @property
-    def blocks_live(self) -> torch.Tensor:
-        """Bool [n_out]: output ciphertexts that are computed (the rest are zero)."""
-        return self.sums_live.any(dim=1)
-
-    @property
-    def replication_steps(self) -> tuple[int, ...]:
-        """Layout-change rotations performed (none when the layer does no work)."""
-        return self.layout.replication_steps if bool(self.live.any()) else ()
+        self.live = layout.live_products(mask.numpy())
+        #: input_live[j, tap]: input rotations performed (the centre tap is free).
+        self.input_live = self.live.any(axis=(0, 3))
+        self.input_live[:, layout.centre] = False
+        #: sums_live[O, d]: partial sums P[O, d] that receive at least one product.
+        self.sums_live = self.live.any(axis=(1, 2))
+        #: blocks_live[O]: output ciphertexts that are computed (the rest are zero).
+        self.blocks_live = self.sums_live.any(axis=1)
+        #: Layout-change rotations performed (none when the layer does no work).
+        self.replication_steps = layout.replication_steps if self.blocks_live.any() else ()
 
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
-        lay, sums = self.layout, self.sums_live
-        input_live, blocks = self.input_live, self.blocks_live
-        products_per_sum = self.live.sum(dim=(1, 2))
-        replication = self.replication_steps
-        steps = {lay.shifts[t] for t in torch.nonzero(input_live.any(dim=0)).view(-1).tolist()}
-        steps |= {lay.output_step(d) for d in torch.nonzero(sums[:, 1:].any(dim=0)).view(-1).add(1)
-                  .tolist()}
+        lay, sums, replication = self.layout, self.sums_live, self.replication_steps
+        steps = {lay.shifts[t] for t in np.flatnonzero(self.input_live.any(axis=0))}
+        steps |= {lay.output_step(d) for d in np.flatnonzero(sums[:, 1:].any(axis=0)) + 1}
         steps |= set(replication)
-        n_blocks = int(blocks.sum())
-        adds = (int((products_per_sum - 1).clamp(min=0).sum())
-                + int((sums.sum(dim=1) - 1).clamp(min=0).sum())
+        n_blocks = int(self.blocks_live.sum())
+        products_per_sum = self.live.sum(axis=(1, 2))
+        adds = (int(np.maximum(products_per_sum - 1, 0).sum())
+                + int(np.maximum(sums.sum(axis=1) - 1, 0).sum())
                 + len(replication) + (n_blocks if self.spec.bias else 0))
         return OpCount(
-            input_rotations=int(input_live.sum()),
+            input_rotations=int(self.input_live.sum()),
             output_rotations=int(sums[:, 1:].sum()),
             other_rotations=len(replication),
             pmult=int(self.live.sum()),
             adds=adds,
             rescales=n_blocks,
-            rotation_steps=frozenset(steps),
+            rotation_steps=frozenset(int(step) for step in steps),
         )
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
@@ -181,14 +160,14 @@ class GazellePlan(LayerPlan):
                 xs[0] = backend.add(xs[0], backend.rotate(xs[0], step))
         rotated: dict[tuple[int, int], Any] = {(j, lay.centre): xs[j] for j in range(lay.n_in)}
         with backend.rotation_purpose("input"):
-            for j, tap in torch.nonzero(self.input_live).tolist():
+            for j, tap in np.argwhere(self.input_live).tolist():
                 rotated[j, tap] = backend.rotate(xs[j], lay.shifts[tap])
         outputs: list[Any] = []
         for o in range(lay.n_out):
             total = None
-            for d in torch.nonzero(self.sums_live[o]).view(-1).tolist():
+            for d in np.flatnonzero(self.sums_live[o]).tolist():
                 partial = None
-                for j, tap in torch.nonzero(self.live[o, :, :, d]).tolist():
+                for j, tap in np.argwhere(self.live[o, :, :, d]).tolist():
                     product = backend.multiply_plain(rotated[j, tap],
                                                      self._plaintext(w, o, j, tap, d))
                     partial = product if partial is None else backend.add(partial, product)
@@ -240,6 +219,8 @@ class GazelleCostModel(CostModel):
         flat = ((o * c_in + c) * taps + t).masked_fill((o >= c_out) | (c >= c_in), -1)
         rows = flat.reshape(flat.shape[0] * flat.shape[1], -1)  # the first two dims name a group
         rows = rows[(rows >= 0).any(dim=1)]
+        if not bool((rows < 0).any()):  # full blocks: nothing to move
+            return rows
         # stable sort on "is padding" moves -1 to the end of each row, order kept
         order = torch.sort((rows < 0).to(torch.int8), dim=1, stable=True).indices
         return rows.gather(1, order)
@@ -248,8 +229,9 @@ class GazelleCostModel(CostModel):
                       index: torch.Tensor) -> GroupSavings:
         """Exact ops saved by zeroing each group alone in a dense layer.
 
-        A product (or rotation) disappears iff every weight feeding it is in the group:
-        count each group's weights per resource and compare with the resource's total.
+        A product disappears iff all its weights are in the group, and a rotation iff all
+        the products that use it do; so find the (group, product) pairs a group empties,
+        then count per group the products and the rotations they complete.
         """
         lay = gazelle_layout(spec, params)
         n_groups = index.shape[0]
@@ -260,23 +242,46 @@ class GazelleCostModel(CostModel):
         if weight.numel() and (int(weight.max()) >= numel):
             raise SpecError(f"layer {spec.name!r}: group index {int(weight.max())} out of "
                             f"range for {numel} weights")
-        pairs = torch.unique(group * numel + weight)  # a weight listed twice counts once
-        group, weight = pairs // numel, pairs % numel
-        mine, every = lay.resources(lay.product_id[weight]), lay.resources(lay.product_id)
-        pmult = _saved(group, mine["product"], every["product"], n_groups)
-        rotations = (_saved(group, mine["input"], every["input"], n_groups)
-                     + _saved(group, mine["output"], every["output"], n_groups))
-        replication = len(lay.replication_steps)
-        if replication:  # the layout change goes only when the whole layer is zeroed
-            in_group = torch.bincount(group[mine["product"] >= 0], minlength=n_groups)
-            rotations = rotations + replication * (in_group == int((every["product"] >= 0).sum()))
+        group, product = _emptied_products(lay, group, weight, n_groups)
+        pmult = torch.bincount(group, minlength=n_groups)
+        mine, every = lay.resources(product), lay.resources(lay.products)
+        rotations = (_completed(group, mine["input"], every["input"], n_groups)
+                     + _completed(group, mine["output"], every["output"], n_groups))
+        if lay.replication_steps:  # the layout change goes only with every product
+            rotations = rotations + len(lay.replication_steps) * (pmult == len(lay.products))
         return GroupSavings(rotations=rotations.numpy().astype(np.int64),
                             pmult=pmult.numpy().astype(np.int64))
 
 
-def _saved(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
-           n_groups: int) -> torch.Tensor:
-    """Per group, how many resources have all their weights in the group (-1: none)."""
+def _emptied_products(lay: GazelleLayout, group: torch.Tensor, weight: torch.Tensor,
+                      n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group, product) pairs where the group holds every weight of the product."""
+    numel = lay.product_id.numel()
+    low = torch.full((numel,), n_groups).scatter_reduce(0, weight, group, "amin")
+    high = torch.full((numel,), -1).scatter_reduce(0, weight, group, "amax")
+    held = high >= 0
+    if bool((low[held] == high[held]).all()):
+        # disjoint groups (the usual case): a product is emptied iff all its weights
+        # have the same owner (weights in no group have owner -1)
+        size = lay.n_products + 1
+        first = torch.full((size,), n_groups).scatter_reduce(0, lay.product_id, high, "amin")
+        last = torch.full((size,), -1).scatter_reduce(0, lay.product_id, high, "amax")
+        product = torch.nonzero((first == last) & (first >= 0))[:, 0]
+        product = product[product < lay.n_products]  # drop taps that touch no pixel
+        return first[product], product
+    pairs = torch.unique(group * numel + weight)  # a weight listed twice counts once
+    keys, counts = torch.unique((pairs // numel) * (lay.n_products + 1)
+                                + lay.product_id[pairs % numel], return_counts=True)
+    group, product = keys // (lay.n_products + 1), keys % (lay.n_products + 1)
+    full = (product < lay.n_products) & (counts == lay.weights_per_product[
+        product.clamp(max=lay.n_products - 1)])
+    return group[full], product[full]
+
+
+def _completed(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
+               n_groups: int) -> torch.Tensor:
+    """Per group, how many rotations (``ids`` of its emptied products, -1: none) lose
+    every product that uses them (``all_ids``: the rotation of every product)."""
     keep = ids >= 0
     group, ids = group[keep], ids[keep]
     if ids.numel() == 0:
@@ -284,8 +289,7 @@ def _saved(group: torch.Tensor, ids: torch.Tensor, all_ids: torch.Tensor,
     totals = torch.bincount(all_ids[all_ids >= 0], minlength=int(ids.max()) + 1)
     width = totals.numel()
     keys, counts = torch.unique(group * width + ids, return_counts=True)
-    complete = counts == totals[keys % width]
-    return torch.bincount(keys[complete] // width, minlength=n_groups)
+    return torch.bincount(keys[counts == totals[keys % width]] // width, minlength=n_groups)
 
 
 @hookimpl

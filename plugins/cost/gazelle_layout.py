@@ -185,6 +185,35 @@ class GazelleLayout:
         dead = torch.from_numpy(~self.tap_live).view(1, 1, -1)
         return ids.masked_fill(dead, self.n_products).reshape(-1)
 
+    def live_products(self, mask: np.ndarray) -> np.ndarray:
+        """Bool [n_out, n_in, taps, p] from a bool mask [c_out, c_in, taps]: product
+        (O, j, tap, d) is live iff its tap touches a pixel and some weight
+        W[O·p + (i+d) mod p, j·p + i, tap] is kept. Diagonals are read through a strided
+        view of the block mask stacked twice along the output channel (no index arrays,
+        no thread pool: this runs inside the pruning loop)."""
+        p, taps, n_out, n_in = self.period, self.taps, self.n_out, self.n_in
+        c_out, c_in = mask.shape[:2]
+        if (c_out, c_in) != (n_out * p, n_in * p):
+            padded = np.zeros((n_out * p, n_in * p, taps), dtype=bool)
+            padded[:c_out, :c_in] = mask
+            mask = padded
+        blocks = np.ascontiguousarray(mask).view(np.uint8).reshape(n_out, p, n_in, p, taps)
+        doubled = np.concatenate([blocks, blocks], axis=1)  # row a + p is row a again
+        s_o, s_a, s_j, s_i, s_t = doubled.strides
+        diagonals = np.lib.stride_tricks.as_strided(  # [O, j, tap, d, i] = row i + d, col i
+            doubled, (n_out, n_in, taps, p, p), (s_o, s_j, s_t, s_a, s_a + s_i), writeable=False)
+        return diagonals.max(axis=-1).astype(bool) & self.tap_live[None, None, :, None]
+
+    @cached_property
+    def weights_per_product(self) -> torch.Tensor:
+        """Long [n_products]: how many weights feed each product (0: none exists)."""
+        return torch.bincount(self.product_id, minlength=self.n_products + 1)[:-1]
+
+    @cached_property
+    def products(self) -> torch.Tensor:
+        """Ids of the products a dense layer performs."""
+        return torch.nonzero(self.weights_per_product)[:, 0]
+
     def resources(self, product: torch.Tensor) -> dict[str, torch.Tensor]:
         """For product ids (see :attr:`product_id`): the product, input rotation
         (j·taps + tap) and output rotation (O·p + d) each one needs, -1 where none

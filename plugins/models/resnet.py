@@ -90,8 +90,11 @@ CIFAR_WIDTHS = (16, 32, 64)
 CIFAR = (3, 32, 32)
 
 MODELS = (
-    ModelInfo("digits-resnet", _builder((16, 32), (2, 1)), (1, 8, 8),
-              "small ResNet for 8×8 digits: 3×3 stem, two 16-ch blocks, one stride-2 32-ch block"),
+    # 32/64 channels so that, as in CIFAR ResNets, output (diagonal) rotations dominate:
+    # at 16 channels the 8 input rotations per conv are a third of the cost and no
+    # diagonal pruning can reach 4x (docs/strategies.md).
+    ModelInfo("digits-resnet", _builder((32, 64), (1, 1)), (1, 8, 8),
+              "small ResNet for 8×8 digits: 3×3 stem, one 32-ch block, one stride-2 64-ch block"),
     ModelInfo("resnet20", _builder(CIFAR_WIDTHS, (3, 3, 3)), CIFAR,
               "CIFAR ResNet-20 (He et al. 2016), 16/32/64 channels, 1×1-conv shortcuts"),
     ModelInfo("resnet32", _builder(CIFAR_WIDTHS, (5, 5, 5)), CIFAR,

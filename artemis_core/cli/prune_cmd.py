@@ -1,0 +1,69 @@
+"""``artemis prune``: prune a model to a rotation target with one strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..output import format_option, render
+from ..pipeline import PruneConfig, prune_run, train_dense
+from ..registry import get
+
+SUMMARY = ("strategy", "target", "accuracy", "dense_accuracy", "dense_rotations", "rotations",
+           "rotation_reduction", "pmult", "keys", "key_memory_mb", "sparsity", "wall_seconds")
+
+
+def summary_row(metrics: dict) -> dict:
+    """The summary columns of a pruning result, rounded for display."""
+    row = {k: metrics.get(k) for k in SUMMARY}
+    row["key_memory_mb"] = metrics["key_bytes"] / 2**20
+    for key in ("accuracy", "dense_accuracy", "sparsity"):
+        row[key] = round(row[key], 4) if row[key] is not None else None
+    row["rotation_reduction"] = round(row["rotation_reduction"], 2)
+    row["key_memory_mb"] = round(row["key_memory_mb"], 1)
+    row["wall_seconds"] = round(row["wall_seconds"], 1)
+    return row
+
+
+@click.command(epilog="""\b
+Examples:
+  artemis prune --strategy diagonal --target 4x
+  artemis prune --strategy hybrid --target 2x --dataset digits --out pruned.pt
+  artemis prune --strategy positional --target 150 --checkpoint dense.pt --format json
+""")
+@click.option("--strategy", required=True, help="Strategy name (see artemis plugins).")
+@click.option("--target", required=True,
+              help="Rotation reduction factor (4x, 1.5x) or rotation count (150).")
+@click.option("--dataset", default="digits", show_default=True, help="Dataset name.")
+@click.option("--model", default=None, help="Model name; default: the dataset's default.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="Dense checkpoint to start from (default: train one, cached in --runs).")
+@click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default="runs",
+              show_default=True, help="Where cached dense checkpoints live.")
+@click.option("--epochs", type=int, default=None, help="Dense training epochs.")
+@click.option("--prune-epochs", type=int, default=None,
+              help="Epochs of the regularized and of the fine-tuning phase (each).")
+@click.option("--lam", type=float, default=PruneConfig.lam, show_default=True,
+              help="Group-Lasso strength λ.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-root", default=None, help="Directory of on-disk datasets (CIFAR).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the pruned checkpoint here.")
+@format_option()
+def prune(strategy: str, target: str, dataset: str, model: str | None,
+          checkpoint: Path | None, runs: Path, epochs: int | None, prune_epochs: int | None,
+          lam: float, seed: int, data_root: str | None, out: Path | None, fmt: str) -> None:
+    """Prune a model to a rotation target with one strategy and fine-tune it.
+
+    Without --checkpoint a dense model is trained first (and cached for the next run).
+    """
+    get("strategy", strategy)  # fail fast on an unknown name, before any training
+    if checkpoint is None:
+        data = get("dataset", dataset)
+        model = model or data.default_model
+        checkpoint = runs / f"dense-{model}-{dataset}-s{seed}.pt"
+        train_dense(model, dataset, seed, epochs, checkpoint, data_root)
+    metrics = prune_run(strategy, target, checkpoint, seed, prune_epochs, out,
+                        config=PruneConfig(lam=lam), data_root=data_root)
+    click.echo(render([summary_row(metrics)], fmt, json_payload=metrics))

@@ -1,0 +1,89 @@
+"""``artemis train``: dense training of a registered model on a registered dataset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from ..output import format_option, render
+from ..training import TrainConfig
+
+COLUMNS = ("model", "dataset", "epochs", "train_acc", "test_acc", "seconds", "checkpoint")
+
+
+@click.command(epilog="""\b
+Examples:
+  artemis train --dataset digits --out runs/digits-resnet.pt
+  artemis train --dataset synthetic --epochs 3 --out runs/synthetic.pt --format json
+  artemis train --dataset cifar10 --model resnet20 --data-root ~/data --epochs 160 \\
+      --augment --out runs/cifar10-resnet20.pt
+""")
+@click.option("--model", "model_name",
+              help="Architecture (artemis plugins --kind model) [default: the dataset's].")
+@click.option("--dataset", default="digits", show_default=True,
+              help="Dataset (artemis plugins --kind dataset).")
+@click.option("--data-root", type=click.Path(file_okay=False),
+              help="Directory of a dataset that reads local files, e.g. CIFAR "
+                   "[default: $ARTEMIS_DATA].")
+@click.option("--epochs", type=click.IntRange(min=1), default=TrainConfig.epochs,
+              show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TrainConfig.lr,
+              show_default=True, help="Peak learning rate (cosine schedule to zero).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size,
+              show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=TrainConfig.momentum,
+              show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0),
+              default=TrainConfig.weight_decay, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=TrainConfig.seed,
+              show_default=True, help="Seeds the initial weights and the batch order.")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random crops and horizontal flips (for CIFAR; not for digits).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint to write (artemis cost/verify --checkpoint read it).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bar on stderr.")
+@format_option()
+def train(model_name: str | None, dataset: str, data_root: str | None, epochs: int, lr: float,
+          batch_size: int, momentum: float, weight_decay: float, seed: int, augment: bool,
+          out: Path, progress: bool, fmt: str) -> None:
+    """Train a model (dense) and save it as a checkpoint with its accuracies.
+
+    The run's state is kept in OUT.state after every epoch, so running the same command
+    again after an interruption continues from the last finished epoch (with the same
+    result); the state file is removed once the checkpoint is written.
+    """
+    from .. import checkpoint
+    from ..registry import get
+    from ..training import evaluate
+    from ..training import train as fit
+    from ..zoo import build_model
+
+    data = get("dataset", dataset)(data_root)
+    model_name = model_name or data.default_model
+    get("model", model_name)  # an unknown name fails before any data is read
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
+                         weight_decay=weight_decay, seed=seed, augment=augment)
+    train_set, test_set = data.load("train"), data.load("test")
+    model = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
+    state = out.with_name(out.name + ".state")
+    history = fit(model, train_set, config, progress=progress, checkpoint_path=state)
+    metrics = {
+        "accuracy": evaluate(model, test_set),
+        "train_accuracy": evaluate(model, train_set),
+        "train_seconds": sum(r.seconds for r in history),
+        "final_loss": history[-1].loss,
+    }
+    checkpoint.save(checkpoint.Checkpoint.from_model(
+        model, model=model_name, dataset=dataset, num_classes=data.num_classes,
+        input_shape=data.input_shape, strategy="dense",
+        metrics={**metrics, "config": asdict(config)}), out)
+    state.unlink(missing_ok=True)
+    row = {"model": model_name, "dataset": dataset, "epochs": epochs,
+           "train_acc": round(metrics["train_accuracy"], 4),
+           "test_acc": round(metrics["accuracy"], 4),
+           "seconds": round(metrics["train_seconds"], 1), "checkpoint": str(out)}
+    click.echo(render([row], fmt, headers=COLUMNS,
+                      json_payload={**row, "history": [vars(r) for r in history]}))

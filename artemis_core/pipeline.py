@@ -1,0 +1,187 @@
+"""The pruning pipeline shared by every strategy.
+
+dense training (or a given checkpoint) → regularized training with the cost-weighted
+group Lasso (strategies with ``regularized = True``) → global selection of groups until
+the rotation target is met → masks through ``torch.nn.utils.prune`` → fine-tuning with the
+masks fixed. Each step is resumable: dense and pruned checkpoints are written atomically,
+and training resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import checkpoint as ckpt
+from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
+from .cost_model import CostModel
+from .errors import ArtemisError
+from .extract import extract_specs
+from .groups import collect_groups
+from .masking import apply_masks
+from .params import HEParams, default_log_n
+from .registry import get
+from .regularizer import GroupLasso
+from .specs import ConvSpec, OpCount
+from .training import TrainConfig, evaluate, train
+from .zoo import build_model
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
+
+    lam: float = 1.0
+    reg_epochs: int = 10
+    finetune_epochs: int = 10
+    lr: float = 0.05
+    batch_size: int = 64
+    max_sparsity: float = DEFAULT_MAX_SPARSITY
+    cost_model: str = "gazelle"
+    log_n: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.lam < 0:
+            raise ArtemisError(f"lam={self.lam} must be non-negative")
+        if not 0 < self.max_sparsity <= 1:
+            raise ArtemisError(f"max_sparsity={self.max_sparsity} must be in (0, 1]")
+        for name in ("reg_epochs", "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise ArtemisError(f"{name}={getattr(self, name)} must be non-negative")
+
+
+@dataclass(frozen=True)
+class HESetting:
+    """The layers, parameters and cost model a model is counted under."""
+
+    specs: list[ConvSpec]
+    params: HEParams
+    cost_model: CostModel
+
+    @classmethod
+    def for_model(cls, model: nn.Module, input_shape: tuple[int, int, int],
+                  cost_model: str = "gazelle", log_n: int | None = None) -> HESetting:
+        """Extract the specs; default N from the input size (:func:`default_log_n`)."""
+        params = HEParams(log_n if log_n is not None else default_log_n(input_shape))
+        return cls(extract_specs(model, input_shape), params, get("cost_model", cost_model)())
+
+    def count(self, masks: dict[str, Any] | None = None) -> OpCount:
+        """Total ops of the model under ``masks`` (missing layers are dense)."""
+        masks = masks or {}
+        return sum((self.cost_model.count(s, self.params, masks.get(s.name))
+                    for s in self.specs), OpCount())
+
+    def count_weights(self, model: nn.Module) -> OpCount:
+        """Total ops with each layer's mask read off its weights (weight != 0)."""
+        modules = dict(model.named_modules())
+        return self.count({s.name: modules[s.name].weight.detach() != 0 for s in self.specs})
+
+
+def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]:
+    """The HE columns every result reports."""
+    return {
+        "rotations": ops.rotations,
+        "dense_rotations": dense.rotations,
+        "rotation_reduction": dense.rotations / max(ops.rotations, 1),
+        "pmult": ops.pmult,
+        "adds": ops.adds,
+        "rescales": ops.rescales,
+        "keys": ops.keys,
+        "key_bytes": ops.keys * params.rotation_key_bytes,
+        "log_n": params.log_n,
+        "ops": ops.as_dict(),
+    }
+
+
+def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
+                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train a dense model and save it at ``out`` (reused if it is already there)."""
+    out = Path(out)
+    if out.exists():
+        return ckpt.load(out).metrics
+    data = get("dataset", dataset)(data_root)
+    model_name = model or data.default_model
+    net = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
+    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
+    start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = out.with_name(out.name + ".state")
+    train(net, data.load("train"), config, progress=progress, checkpoint_path=state)
+    setting = HESetting.for_model(net, data.input_shape)
+    dense_ops = setting.count()
+    metrics = {
+        "model": model_name, "dataset": dataset, "seed": seed,
+        "accuracy": evaluate(net, data.load("test")),
+        "wall_seconds": time.perf_counter() - start,
+        **he_metrics(dense_ops, dense_ops, setting.params),
+    }
+    ckpt.save(ckpt.Checkpoint.from_model(
+        net, model=model_name, dataset=dataset, num_classes=data.num_classes,
+        input_shape=data.input_shape, metrics=metrics), out)
+    state.unlink(missing_ok=True)
+    return metrics
+
+
+def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, strategy: str,
+                target: str, seed: int, config: PruneConfig,
+                progress: bool = True) -> tuple[Selection, HESetting]:
+    """Regularize (if the strategy asks), select groups to meet ``target`` and install
+    the masks on ``net`` in place. Fine-tuning is left to the caller."""
+    parsed = parse_target(target)
+    chosen = get("strategy", strategy)()
+    setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
+    layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
+    if chosen.regularized and config.reg_epochs and config.lam:
+        lasso = GroupLasso(layers, config.lam)
+        train(net, train_set, _phase(config, config.reg_epochs, seed),
+              after_backward=lasso.regularize, progress=progress)
+    selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
+                       parsed, config.max_sparsity)
+    apply_masks(net, selection.masks)
+    return selection, setting
+
+
+def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed)
+
+
+def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
+              epochs: int | None = None, out: Path | None = None, progress: bool = True,
+              config: PruneConfig | None = None, data_root: str | None = None,
+              ) -> dict[str, Any]:
+    """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
+    count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
+    ``epochs`` overrides both the regularized and the fine-tuning epochs."""
+    config = config or PruneConfig()
+    if epochs is not None:
+        config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
+    start = time.perf_counter()
+    net, dense = ckpt.load_model(dense_checkpoint)
+    data = get("dataset", dense.dataset)(data_root)
+    train_set, test_set = data.load("train"), data.load("test")
+    selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
+                                     config, progress)
+    if config.finetune_epochs:
+        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress)
+    ops = setting.count_weights(net)
+    accuracy = evaluate(net, test_set)
+    dense_accuracy = dense.metrics.get("accuracy")
+    metrics = {
+        "model": dense.model, "dataset": dense.dataset, "strategy": strategy,
+        "target": target, "seed": seed, "accuracy": accuracy,
+        "dense_accuracy": dense_accuracy,
+        "delta_accuracy": None if dense_accuracy is None else accuracy - dense_accuracy,
+        "sparsity": selection.sparsity, "groups_pruned": selection.groups_pruned,
+        "wall_seconds": time.perf_counter() - start,
+        **he_metrics(ops, selection.dense_ops, setting.params),
+    }
+    if out is not None:
+        ckpt.save(ckpt.Checkpoint.from_model(
+            net, model=dense.model, dataset=dense.dataset, num_classes=dense.num_classes,
+            input_shape=dense.input_shape, strategy=strategy, target=target,
+            metrics=metrics), out)
+    return metrics
