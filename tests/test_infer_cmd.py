@@ -17,6 +17,18 @@ def test_unknown_model_is_a_one_line_error(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--model", "digits-resnet"], "model is a ResNet; supported: Conv2d"),
+    (["--log-n", "13"], "not 128-bit secure"),
+])
+def test_models_and_parameters_without_a_secure_leveled_form_fail_before_training(
+        tmp_path, args, message):
+    result = CliRunner().invoke(main, ["infer", *args, "--workdir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not list(tmp_path.iterdir())  # nothing was trained
+
+
 @pytest.mark.slow
 def test_json_reports_dense_and_pruned_side_by_side(tmp_path):
     args = ["infer", "--epochs", "3", "--reg-epochs", "1", "--finetune-epochs", "1",

@@ -11,9 +11,11 @@ import click
 
 from ..checkpoint import load_model
 from ..encrypted_eval import MB, EncryptedRun, run_encrypted
+from ..he_program import fit_params
 from ..output import format_option, render
 from ..pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
+from ..zoo import build_model
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
            "s_per_image", "cpu_s_per_image", "speedup", "cpu_speedup", "rotations",
@@ -60,21 +62,27 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
     evaluation keys runs the whole network on the ciphertext, the client decrypts the
     logits. Reports accuracy, agreement with plaintext predictions, latency, rotations,
     keys and bytes sent."""
+    cost_model = get("cost_model", "gazelle")()
     with _directory(workdir) as directory:
         dense_path = checkpoint
         if dense_path is None:
+            data = get("dataset", dataset)()
+            # refuse a model without a leveled-HE form, or insecure parameters, before
+            # spending any time on training
+            fresh = build_model(model_name, data.num_classes, data.input_shape)
+            fit_params(fresh, data.input_shape, cost_model, log_n, scale_bits)
             dense_path = directory / f"{model_name}-{dataset}-s{seed}-dense.pt"
             train_dense(model_name, dataset, seed, epochs, dense_path)
+        dense, info = load_model(dense_path)
+        fit_params(dense, info.input_shape, cost_model, log_n, scale_bits)
         pruned_path = directory / (f"{dense_path.stem}-{STRATEGY}-{target}"
                                    f"-r{reg_epochs}-f{finetune_epochs}.pt")
         if not pruned_path.exists():
             config = PruneConfig(reg_epochs=reg_epochs, finetune_epochs=finetune_epochs)
             prune_run(STRATEGY, target, dense_path, seed, out=pruned_path, config=config)
-        dense, info = load_model(dense_path)
         pruned, _ = load_model(pruned_path)
     images, labels = get("dataset", info.dataset)().load("test").tensors
     images, labels = images[:count], labels[:count]
-    cost_model = get("cost_model", "gazelle")()
     runs = run_encrypted([("dense", dense), (f"{STRATEGY} {target}", pruned)], images, labels,
                          cost_model, log_n, scale_bits)
     rows = [_row(run, runs[0]) for run in runs]
