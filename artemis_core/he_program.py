@@ -4,10 +4,10 @@ Convolutions run through the cost model's own plans (:meth:`LayerPlan.execute`),
 the server executes exactly what the cost model counts. A :class:`PolyAct`
 a·x² + b·x + c is evaluated as x·(x + b/a) + c/a (one ciphertext product, one level)
 and its factor ``a`` is folded into the next layer's weights; a batch norm after a
-convolution is folded into it (running statistics: eval-mode semantics). Global average
-pooling
-and the linear classifier become a 1×1 convolution on the last feature map (weights
-divided by the pixel count) followed by a rotate-and-sum over each class's pixels.
+convolution is folded into it (running statistics: eval-mode semantics). Global
+average pooling and the linear classifier become a 1×1 convolution on the last feature
+map (weights divided by the pixel count) followed by a rotate-and-sum over each class's
+pixels.
 Every step counts its operations from the same data it executes with.
 """
 
