@@ -10,7 +10,7 @@ from artemis_plugins.models.he_cnn import build_he_cnn
 from torch import nn
 
 from artemis_core.errors import ParamsError, SpecError
-from artemis_core.he_program import compile_model
+from artemis_core.he_program import compile_model, fit_params
 from artemis_core.params import HEParams
 from artemis_core.polyact import PolyAct
 from artemis_core.registry import get
@@ -98,3 +98,9 @@ def test_a_vanishing_quadratic_term_is_refused():
         model[2].coefficients[0] = 0.0
     with pytest.raises(SpecError, match="too close to 0"):
         compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+
+
+def test_fit_params_gives_the_shortest_secure_chain():
+    params = fit_params(_model(seed=0), SHAPE, get("cost_model", "gazelle")(), log_n=14)
+    assert params == HEParams.with_depth(14, 5)
+    assert params.log_q <= 438
