@@ -18,6 +18,7 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
+from .catalog import Dataset
 from .cost_model import CostModel
 from .errors import ArtemisError
 from .extract import extract_specs
@@ -27,7 +28,7 @@ from .params import HEParams, default_log_n
 from .registry import get
 from .regularizer import GroupLasso
 from .specs import ConvSpec, OpCount
-from .training import TrainConfig, evaluate, train
+from .training import EpochRecord, TrainConfig, evaluate, train
 from .zoo import build_model
 
 
@@ -35,7 +36,7 @@ from .zoo import build_model
 class PruneConfig:
     """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
 
-    lam: float = 1.0
+    lam: float = 2.0
     reg_epochs: int = 10
     finetune_epochs: int = 10
     lr: float = 0.05
@@ -97,33 +98,43 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
     }
 
 
-def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
-                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train a dense model and save it at ``out`` (reused if it is already there)."""
+def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
+              progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
+    """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
+    metrics (accuracies and HE op counts) and the training history. Training state is
+    kept in ``OUT.state`` after every epoch, so an interrupted run resumes."""
     out = Path(out)
-    if out.exists():
-        return ckpt.load(out).metrics
-    data = get("dataset", dataset)(data_root)
-    model_name = model or data.default_model
-    net = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
-    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
-    start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
+    net = build_model(model_name, data.num_classes, data.input_shape, seed=config.seed)
     state = out.with_name(out.name + ".state")
-    train(net, data.load("train"), config, progress=progress, checkpoint_path=state)
+    train_set = data.load("train")
+    history = train(net, train_set, config, progress=progress, checkpoint_path=state)
     setting = HESetting.for_model(net, data.input_shape)
     dense_ops = setting.count()
     metrics = {
-        "model": model_name, "dataset": dataset, "seed": seed,
+        "model": model_name, "dataset": data.name, "seed": config.seed,
         "accuracy": evaluate(net, data.load("test")),
-        "wall_seconds": time.perf_counter() - start,
+        "train_accuracy": evaluate(net, train_set),
+        "wall_seconds": sum(r.seconds for r in history),
+        "config": asdict(config),
         **he_metrics(dense_ops, dense_ops, setting.params),
     }
     ckpt.save(ckpt.Checkpoint.from_model(
-        net, model=model_name, dataset=dataset, num_classes=data.num_classes,
-        input_shape=data.input_shape, metrics=metrics), out)
+        net, model=model_name, dataset=data.name, num_classes=data.num_classes,
+        input_shape=data.input_shape, strategy="dense", metrics=metrics), out)
     state.unlink(missing_ok=True)
-    return metrics
+    return metrics, history
+
+
+def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
+                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """The dense checkpoint at ``out``: trained with default settings, or reused when a
+    previous run already wrote it. Returns its metrics."""
+    if Path(out).exists():
+        return ckpt.load(out).metrics
+    data = get("dataset", dataset)(data_root)
+    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
+    return fit_dense(data, model or data.default_model, config, out, progress)[0]
 
 
 def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, strategy: str,
