@@ -138,10 +138,11 @@ def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, 
 
 
 def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, strategy: str,
-                target: str, seed: int, config: PruneConfig,
-                progress: bool = True) -> tuple[Selection, HESetting]:
-    """Regularize (if the strategy asks), select groups to meet ``target`` and install
-    the masks on ``net`` in place. Fine-tuning is left to the caller."""
+                target: str, seed: int, config: PruneConfig, progress: bool = True,
+                state: Path | None = None) -> tuple[Selection, HESetting]:
+    """Regularize (if the strategy asks; resumable from ``state``), select groups to meet
+    ``target`` and install the masks on ``net`` in place. Fine-tuning is left to the
+    caller."""
     parsed = parse_target(target)
     chosen = get("strategy", strategy)()
     setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
@@ -149,7 +150,7 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, st
     if chosen.regularized and config.reg_epochs and config.lam:
         lasso = GroupLasso(layers, config.lam)
         train(net, train_set, _phase(config, config.reg_epochs, seed),
-              after_backward=lasso.regularize, progress=progress)
+              after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
     selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
                        parsed, config.max_sparsity)
     apply_masks(net, selection.masks)
@@ -166,7 +167,9 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               ) -> dict[str, Any]:
     """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
     count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
-    ``epochs`` overrides both the regularized and the fine-tuning epochs."""
+    ``epochs`` overrides both the regularized and the fine-tuning epochs. With ``out``,
+    both training phases keep their state beside it, so a rerun after an interruption
+    resumes where it stopped."""
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
@@ -174,10 +177,13 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
     net, dense = ckpt.load_model(dense_checkpoint)
     data = get("dataset", dense.dataset)(data_root)
     train_set, test_set = data.load("train"), data.load("test")
+    states = [None, None] if out is None else [
+        Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
     selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
-                                     config, progress)
+                                     config, progress, states[0])
     if config.finetune_epochs:
-        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress)
+        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress,
+              checkpoint_path=states[1])
     ops = setting.count_weights(net)
     accuracy = evaluate(net, test_set)
     dense_accuracy = dense.metrics.get("accuracy")
@@ -195,4 +201,6 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
             net, model=dense.model, dataset=dense.dataset, num_classes=dense.num_classes,
             input_shape=dense.input_shape, strategy=strategy, target=target,
             metrics=metrics), out)
+        for state in states:
+            state.unlink(missing_ok=True)
     return metrics
