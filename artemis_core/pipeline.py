@@ -18,6 +18,7 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
+from .catalog import Dataset
 from .cost_model import CostModel
 from .errors import ArtemisError
 from .extract import extract_specs
@@ -27,7 +28,7 @@ from .params import HEParams, default_log_n
 from .registry import get
 from .regularizer import GroupLasso
 from .specs import ConvSpec, OpCount
-from .training import TrainConfig, evaluate, train
+from .training import EpochRecord, TrainConfig, evaluate, train
 from .zoo import build_model
 
 
@@ -35,7 +36,7 @@ from .zoo import build_model
 class PruneConfig:
     """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
 
-    lam: float = 1.0
+    lam: float = 2.0
     reg_epochs: int = 10
     finetune_epochs: int = 10
     lr: float = 0.05
@@ -97,40 +98,51 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
     }
 
 
-def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
-                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train a dense model and save it at ``out`` (reused if it is already there)."""
+def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
+              progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
+    """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
+    metrics (accuracies and HE op counts) and the training history. Training state is
+    kept in ``OUT.state`` after every epoch, so an interrupted run resumes."""
     out = Path(out)
-    if out.exists():
-        return ckpt.load(out).metrics
-    data = get("dataset", dataset)(data_root)
-    model_name = model or data.default_model
-    net = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
-    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
-    start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
+    net = build_model(model_name, data.num_classes, data.input_shape, seed=config.seed)
     state = out.with_name(out.name + ".state")
-    train(net, data.load("train"), config, progress=progress, checkpoint_path=state)
+    train_set = data.load("train")
+    history = train(net, train_set, config, progress=progress, checkpoint_path=state)
     setting = HESetting.for_model(net, data.input_shape)
     dense_ops = setting.count()
     metrics = {
-        "model": model_name, "dataset": dataset, "seed": seed,
+        "model": model_name, "dataset": data.name, "seed": config.seed,
         "accuracy": evaluate(net, data.load("test")),
-        "wall_seconds": time.perf_counter() - start,
+        "train_accuracy": evaluate(net, train_set),
+        "wall_seconds": sum(r.seconds for r in history),
+        "config": asdict(config),
         **he_metrics(dense_ops, dense_ops, setting.params),
     }
     ckpt.save(ckpt.Checkpoint.from_model(
-        net, model=model_name, dataset=dataset, num_classes=data.num_classes,
-        input_shape=data.input_shape, metrics=metrics), out)
+        net, model=model_name, dataset=data.name, num_classes=data.num_classes,
+        input_shape=data.input_shape, strategy="dense", metrics=metrics), out)
     state.unlink(missing_ok=True)
-    return metrics
+    return metrics, history
+
+
+def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
+                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """The dense checkpoint at ``out``: trained with default settings, or reused when a
+    previous run already wrote it. Returns its metrics."""
+    if Path(out).exists():
+        return ckpt.load(out).metrics
+    data = get("dataset", dataset)(data_root)
+    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
+    return fit_dense(data, model or data.default_model, config, out, progress)[0]
 
 
 def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, strategy: str,
-                target: str, seed: int, config: PruneConfig,
-                progress: bool = True) -> tuple[Selection, HESetting]:
-    """Regularize (if the strategy asks), select groups to meet ``target`` and install
-    the masks on ``net`` in place. Fine-tuning is left to the caller."""
+                target: str, seed: int, config: PruneConfig, progress: bool = True,
+                state: Path | None = None) -> tuple[Selection, HESetting]:
+    """Regularize (if the strategy asks; resumable from ``state``), select groups to meet
+    ``target`` and install the masks on ``net`` in place. Fine-tuning is left to the
+    caller."""
     parsed = parse_target(target)
     chosen = get("strategy", strategy)()
     setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
@@ -138,7 +150,7 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, st
     if chosen.regularized and config.reg_epochs and config.lam:
         lasso = GroupLasso(layers, config.lam)
         train(net, train_set, _phase(config, config.reg_epochs, seed),
-              after_backward=lasso.regularize, progress=progress)
+              after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
     selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
                        parsed, config.max_sparsity)
     apply_masks(net, selection.masks)
@@ -155,7 +167,9 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               ) -> dict[str, Any]:
     """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
     count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
-    ``epochs`` overrides both the regularized and the fine-tuning epochs."""
+    ``epochs`` overrides both the regularized and the fine-tuning epochs. With ``out``,
+    both training phases keep their state beside it, so a rerun after an interruption
+    resumes where it stopped."""
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
@@ -163,10 +177,13 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
     net, dense = ckpt.load_model(dense_checkpoint)
     data = get("dataset", dense.dataset)(data_root)
     train_set, test_set = data.load("train"), data.load("test")
+    states = [None, None] if out is None else [
+        Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
     selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
-                                     config, progress)
+                                     config, progress, states[0])
     if config.finetune_epochs:
-        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress)
+        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress,
+              checkpoint_path=states[1])
     ops = setting.count_weights(net)
     accuracy = evaluate(net, test_set)
     dense_accuracy = dense.metrics.get("accuracy")
@@ -184,4 +201,6 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
             net, model=dense.model, dataset=dense.dataset, num_classes=dense.num_classes,
             input_shape=dense.input_shape, strategy=strategy, target=target,
             metrics=metrics), out)
+        for state in states:
+            state.unlink(missing_ok=True)
     return metrics

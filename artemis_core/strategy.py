@@ -66,9 +66,10 @@ class Strategy(ABC):
         """The prunable groups of one layer under ``cost_model``."""
 
     def importance(self, weight: torch.Tensor, groups: GroupSet) -> torch.Tensor:
-        """Importance of each group ([G]); the default is ‖W_g‖₂/√|g|."""
-        norms = groups.gather(weight.detach()).norm(dim=1)
-        return norms / groups.sizes.clamp(min=1).sqrt()
+        """Importance of each group ([G]); the default is ‖W_g‖₂, the weight mass that
+        pruning the group removes (so a large group is not as cheap as a small one of
+        the same RMS when groups of different sizes compete, as in hybrid)."""
+        return groups.gather(weight.detach()).norm(dim=1)
 
 
 def make_group_set(

@@ -47,6 +47,36 @@ def test_pruned_model_meets_the_target_and_keeps_pruned_weights_zero(dense, tmp_
     assert setting.count_weights(model).rotations == metrics["rotations"]
 
 
+def test_an_interrupted_prune_run_resumes_to_the_same_result(dense, tmp_path, monkeypatch):
+    path, _ = dense
+    expected = prune_run("diagonal", "1.5x", path, seed=0, out=tmp_path / "a.pt",
+                         progress=False, config=FAST)
+    assert not list(tmp_path.glob("*.state"))  # state files are gone after a run
+
+    import artemis_core.pipeline as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # dies after both phases, before saving
+        patch.setattr(pipeline, "evaluate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            prune_run("diagonal", "1.5x", path, seed=0, out=tmp_path / "b.pt",
+                      progress=False, config=FAST)
+    assert len(list(tmp_path.glob("b.pt.*.state"))) == 2
+    import artemis_core.training as training
+
+    epochs_run = []
+    real_epoch = training._epoch
+    monkeypatch.setattr(training, "_epoch",
+                        lambda *a, **k: epochs_run.append(1) or real_epoch(*a, **k))
+    resumed = prune_run("diagonal", "1.5x", path, seed=0, out=tmp_path / "b.pt",
+                        progress=False, config=FAST)
+    assert epochs_run == []  # both phases were finished: nothing is trained again
+    for key in ("accuracy", "rotations", "pmult", "sparsity"):
+        assert resumed[key] == expected[key], key
+
+
 def test_unreachable_target_is_a_clear_error(dense):
     path, _ = dense
     with pytest.raises(BudgetError, match="best it reaches"):

@@ -36,6 +36,7 @@ COMMANDS = (
     "calibrate",
     "compare",
     "cost",
+    "infer",
     "plugins",
     "prune",
     "report",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -55,35 +54,18 @@ def train(model_name: str | None, dataset: str, data_root: str | None, epochs: i
     again after an interruption continues from the last finished epoch (with the same
     result); the state file is removed once the checkpoint is written.
     """
-    from .. import checkpoint
+    from ..pipeline import fit_dense
     from ..registry import get
-    from ..training import evaluate
-    from ..training import train as fit
-    from ..zoo import build_model
 
     data = get("dataset", dataset)(data_root)
     model_name = model_name or data.default_model
     get("model", model_name)  # an unknown name fails before any data is read
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
                          weight_decay=weight_decay, seed=seed, augment=augment)
-    train_set, test_set = data.load("train"), data.load("test")
-    model = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
-    state = out.with_name(out.name + ".state")
-    history = fit(model, train_set, config, progress=progress, checkpoint_path=state)
-    metrics = {
-        "accuracy": evaluate(model, test_set),
-        "train_accuracy": evaluate(model, train_set),
-        "train_seconds": sum(r.seconds for r in history),
-        "final_loss": history[-1].loss,
-    }
-    checkpoint.save(checkpoint.Checkpoint.from_model(
-        model, model=model_name, dataset=dataset, num_classes=data.num_classes,
-        input_shape=data.input_shape, strategy="dense",
-        metrics={**metrics, "config": asdict(config)}), out)
-    state.unlink(missing_ok=True)
+    metrics, history = fit_dense(data, model_name, config, out, progress)
     row = {"model": model_name, "dataset": dataset, "epochs": epochs,
            "train_acc": round(metrics["train_accuracy"], 4),
            "test_acc": round(metrics["accuracy"], 4),
-           "seconds": round(metrics["train_seconds"], 1), "checkpoint": str(out)}
+           "seconds": round(metrics["wall_seconds"], 1), "checkpoint": str(out)}
     click.echo(render([row], fmt, headers=COLUMNS,
                       json_payload={**row, "history": [vars(r) for r in history]}))

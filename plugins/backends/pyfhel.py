@@ -79,6 +79,11 @@ class PyfhelBackend(HEBackend):
         self._has_keys = False
 
     @property
+    def pyfhel(self) -> Pyfhel:
+        """The underlying Pyfhel object, e.g. to serialise keys and ciphertexts."""
+        return self._he
+
+    @property
     def rotation_steps(self) -> frozenset[int]:
         """Steps (canonical form) that have a rotation key of their own."""
         return self._steps

@@ -1,0 +1,106 @@
+"""The compiled encrypted network, checked exactly on the ``sim`` slot simulator."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from artemis_plugins.models.he_cnn import build_he_cnn
+from torch import nn
+
+from artemis_core.errors import ParamsError, SpecError
+from artemis_core.he_program import compile_model, fit_params
+from artemis_core.params import HEParams
+from artemis_core.polyact import PolyAct
+from artemis_core.registry import get
+
+PARAMS = HEParams.with_depth(13, 5, allow_insecure=True)
+SHAPE = (1, 8, 8)
+
+
+def _model(seed: int, num_classes: int = 10) -> nn.Sequential:
+    torch.manual_seed(seed)
+    model = build_he_cnn(num_classes, SHAPE).eval()
+    with torch.no_grad():
+        for act in (m for m in model if isinstance(m, PolyAct)):
+            act.coefficients.copy_(torch.tensor([0.5, 0.3, -0.2]) + 0.1 * torch.randn(3))
+        for bn in (m for m in model if isinstance(m, nn.BatchNorm2d)):
+            for tensor in (bn.weight, bn.bias, bn.running_mean):
+                tensor.copy_(torch.randn_like(tensor) * 0.5 + 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _zero_diagonals(model: nn.Sequential, fraction: float, seed: int) -> None:
+    """Zero a random share of each layer's gazelle channel diagonals (d = 0 kept)."""
+    gen = torch.Generator().manual_seed(seed)
+    cost_model = get("cost_model", "gazelle")()
+    from artemis_core.extract import extract_specs
+
+    modules = dict(model.named_modules())
+    for spec in extract_specs(model, SHAPE):
+        index = cost_model.group_index(spec, PARAMS, "diagonal")
+        chosen = index[1:][torch.rand(len(index) - 1, generator=gen) < fraction].reshape(-1)
+        with torch.no_grad():
+            modules[spec.name].weight.view(-1)[chosen[chosen >= 0]] = 0.0
+
+
+def _run_sim(program, image: torch.Tensor):
+    backend = get("he_backend", "sim")(PARAMS)
+    backend.keygen(program.service.rotation_steps)
+    outputs = program.run(backend, [backend.encrypt(v) for v in program.service.pack(image)])
+    return program.service.read_logits([backend.decrypt(ct) for ct in outputs]), backend.ops
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.9])
+def test_simulated_logits_equal_torch_and_ops_equal_count(fraction):
+    model = _model(seed=1)
+    _zero_diagonals(model, fraction, seed=2)
+    program = compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+    image = torch.randn(*SHAPE)
+    logits, ops = _run_sim(program, image)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).double()(image[None].double())[0]
+    assert torch.allclose(logits, expected, atol=1e-9)
+    assert ops == program.op_count()
+
+
+def test_pruned_diagonals_remove_rotations():
+    dense, pruned = _model(seed=3), _model(seed=3)
+    _zero_diagonals(pruned, 0.6, seed=4)
+    cost_model = get("cost_model", "gazelle")()
+    rotations = [compile_model(m, SHAPE, PARAMS, cost_model).op_count().rotations
+                 for m in (dense, pruned)]
+    assert rotations[1] < rotations[0]
+
+
+def test_depth_beyond_the_chain_is_refused():
+    with pytest.raises(ParamsError, match="needs 5 levels"):
+        compile_model(_model(seed=0), SHAPE, HEParams.with_depth(13, 4, allow_insecure=True),
+                      get("cost_model", "gazelle")())
+
+
+@pytest.mark.parametrize("layer, message", [
+    (nn.ReLU(), "ReLU"),
+    (nn.BatchNorm2d(8), "'2' .BatchNorm2d. is not supported"),  # not after a conv
+])
+def test_layers_without_a_leveled_form_are_refused(layer, message):
+    model = _model(seed=0)
+    model[2] = layer
+    with pytest.raises(SpecError, match=message):
+        compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+
+
+def test_a_vanishing_quadratic_term_is_refused():
+    model = _model(seed=0)
+    with torch.no_grad():
+        model[2].coefficients[0] = 0.0
+    with pytest.raises(SpecError, match="too close to 0"):
+        compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+
+
+def test_fit_params_gives_the_shortest_secure_chain():
+    params = fit_params(_model(seed=0), SHAPE, get("cost_model", "gazelle")(), log_n=14)
+    assert params == HEParams.with_depth(14, 5)
+    assert params.log_q <= 438

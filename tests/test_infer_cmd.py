@@ -1,0 +1,49 @@
+"""``artemis infer``: the command line around encrypted dense-vs-pruned inference."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from artemis_core.cli import main
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["infer", "--model", "nope", "--workdir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "unknown model 'nope'" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "digits-resnet"], "model is a ResNet; supported: Conv2d"),
+    (["--log-n", "13"], "not 128-bit secure"),
+])
+def test_models_and_parameters_without_a_secure_leveled_form_fail_before_training(
+        tmp_path, args, message):
+    result = CliRunner().invoke(main, ["infer", *args, "--workdir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not list(tmp_path.iterdir())  # nothing was trained
+
+
+@pytest.mark.slow
+def test_json_reports_dense_and_pruned_side_by_side(tmp_path):
+    args = ["infer", "--epochs", "3", "--reg-epochs", "1", "--finetune-epochs", "1",
+            "--target", "1.3x", "--n", "3", "--workdir", str(tmp_path), "--format", "json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    dense, pruned = payload["dense"], payload["pruned"]
+    for run in (dense, pruned):
+        assert run["images"] == 3
+        assert run["agreement"] == 1.0
+        assert run["encrypted_accuracy"] == run["plain_accuracy"]
+        assert run["max_logit_error"] < 1e-3
+        assert run["seconds_per_image"] > run["server_seconds_per_image"] > 0
+        assert run["depth"] == 5
+    assert pruned["rotations"] < dense["rotations"]
+    assert pruned["rotation_keys"] <= dense["rotation_keys"]
+    assert payload["rotation_reduction"] == round(dense["rotations"] / pruned["rotations"], 3)

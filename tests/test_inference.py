@@ -1,0 +1,68 @@
+"""Client/server encrypted inference on real CKKS (Pyfhel), with small parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from artemis_plugins.models.he_cnn import build_he_cnn
+
+from artemis_core.errors import BackendError
+from artemis_core.evaluator import from_bytes
+from artemis_core.he_program import compile_model
+from artemis_core.inference import Client, Server
+from artemis_core.params import HEParams
+from artemis_core.polyact import PolyAct
+from artemis_core.registry import get
+
+# N = 2^13 keeps key generation fast; 128-bit security needs N = 2^14 for this depth.
+PARAMS = HEParams.with_depth(13, 5, allow_insecure=True)
+SHAPE = (1, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def session():
+    torch.manual_seed(0)
+    model = build_he_cnn(3, SHAPE, width=2).eval()
+    with torch.no_grad():
+        for act in (m for m in model if isinstance(m, PolyAct)):
+            act.coefficients.copy_(torch.tensor([0.4, 0.6, -0.1]))
+    program = compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+    client = Client(program.service)
+    return model, program, client, Server(program, client.evaluation_keys())
+
+
+def test_server_holds_no_secret_key(session):
+    _, _, _, server = session
+    assert server.backend.pyfhel.is_secret_key_empty()
+    assert not server.backend.pyfhel.is_rotate_key_empty()
+
+
+def test_server_refuses_to_decrypt_or_make_keys(session):
+    _, _, client, server = session
+    ct = from_bytes(server.backend, client.encrypt(torch.zeros(SHAPE))[0], PARAMS.levels)
+    with pytest.raises(BackendError, match="no secret key and cannot decrypt"):
+        server.backend.decrypt(ct)
+    with pytest.raises(BackendError, match="cannot generate keys"):
+        server.backend.keygen([1])
+
+
+def test_only_the_program_rotation_keys_are_sent(session):
+    _, program, client, server = session
+    keys = client.evaluation_keys()
+    assert keys.rotation_steps == program.service.rotation_steps
+    assert server.backend.rotation_steps == program.op_count().rotation_steps
+    missing = next(s for s in range(1, 64) if s not in server.backend.rotation_steps)
+    with pytest.raises(BackendError, match=f"no rotation key for step {missing}"):
+        server.backend.rotate(server.backend.encrypt(torch.ones(4).numpy()), missing)
+
+
+def test_encrypted_logits_match_plaintext_logits(session):
+    model, program, client, server = session
+    images = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(1))
+    for image in images:
+        reply = server.infer(client.encrypt(image))
+        logits = client.decrypt(reply.outputs)
+        with torch.no_grad():
+            expected = model(image[None])[0].double()
+        assert torch.allclose(logits, expected, atol=1e-3), (logits, expected)
+        assert reply.ops == program.op_count()
