@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/install_pyfhel.sh
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Every registered strategy at three targets on digits (~2 min on 2 cores; a rerun reuses
+# Every registered strategy at three targets on digits (~70 s on 2 cores; a rerun reuses
 # the stored runs and only prints the table and plot again).
 demo: venv
 	$(VENV)/bin/artemis compare --dataset digits --targets 1.5x,2x,4x --out runs/demo \
