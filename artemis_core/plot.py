@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import ArtemisError
-from .report import DEFAULT_GROUP_BY, PARETO, LatencyFn, build_table
+from .report import DEFAULT_GROUP_BY, PARETO, RUNS, LatencyFn, build_table
 from .results import RunRecord
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -19,15 +19,17 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 def plot_comparison(records: Sequence[RunRecord], path: str | Path,
                     latency: LatencyFn | None = None) -> Path:
     """Draw accuracy (mean ± std over seeds) against rotation reduction for every
-    strategy, ring the Pareto-optimal points and join them into the front, and draw the
-    dense baseline; one panel per model and dataset. Writes PNG, SVG or PDF by suffix."""
+    strategy, ring the Pareto-optimal points and join them into the front, draw the dense
+    baseline, and name the strategies that reached none of their targets; one panel per
+    model and dataset. Writes PNG, SVG or PDF by suffix."""
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise ArtemisError(f"--plot {str(path)!r}: allowed file types: {', '.join(PLOT_SUFFIXES)}")
-    records = [r for r in records if r.ok]
-    if not records:
+    ok = [r for r in records if r.ok]
+    if not ok:
         raise ArtemisError("no successful runs to plot")
-    rows = build_table(records, group_by=DEFAULT_GROUP_BY, latency=latency).rows
+    table = build_table(records, group_by=DEFAULT_GROUP_BY, latency=latency).rows
+    rows = [row for row in table if row[RUNS]]
     panels = list(dict.fromkeys((row["model"], row["dataset"]) for row in rows))
     # A Figure with its own Agg canvas: no global pyplot state, works without a display.
     figure = Figure(figsize=(6.4 * len(panels), 4.8), layout="constrained")
@@ -47,9 +49,14 @@ def plot_comparison(records: Sequence[RunRecord], path: str | Path,
                 where="pre", color="black", linewidth=1, alpha=0.6, label="Pareto front")
         ax.scatter([r["rotation_reduction"] for r in front], [100 * r["accuracy"] for r in front],
                    s=160, facecolors="none", edgecolors="black", zorder=3)
-        dense = [r.metrics["dense_accuracy"] for r in records
+        dense = [r.metrics["dense_accuracy"] for r in ok
                  if (r.key.model, r.key.dataset) == (model, dataset)]
         ax.axhline(100 * float(np.mean(dense)), color="grey", linestyle="--", label="dense")
+        unreached = sorted({r["strategy"] for r in table if (r["model"], r["dataset"]) == (
+            model, dataset)} - {r["strategy"] for r in mine})
+        if unreached:
+            ax.text(0.01, 0.01, f"reached no target: {', '.join(unreached)}", fontsize="small",
+                    transform=ax.transAxes, verticalalignment="bottom")
         ax.set_xlabel("rotation reduction (×)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{model} on {dataset}")

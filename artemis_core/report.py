@@ -45,7 +45,7 @@ def _count(value: float) -> str:
 
 METRICS: tuple[Metric, ...] = (
     Metric("accuracy", "accuracy %", lambda v: f"{100 * v:.2f}"),
-    Metric("delta_accuracy", "Δ acc (pp)", lambda v: f"{100 * v:+.2f}"),
+    Metric("delta_accuracy", "vs dense (pp)", lambda v: f"{100 * v:+.2f}"),
     Metric("rotations", "rotations", _count),
     Metric("rotation_reduction", "rot. reduction ×", lambda v: f"{v:.2f}"),
     Metric("pmult", "PMult", _count),
@@ -136,9 +136,13 @@ def _aggregate(runs: list[dict[str, Any]], group_by: Sequence[str],
     for i, key in enumerate(metrics):
         row[key] = float(values[:, i].mean()) if ok else None
         row[key + STD_SUFFIX] = float(std[i]) if ok else None
-    errors = "; ".join(dict.fromkeys(run[NOTE] for run in runs if run[NOTE]))
-    failed = len(runs) - len(ok)
-    row[NOTE] = f"{failed} of {len(runs)} runs failed: {errors}" if ok and failed else errors
+    # The first failure stands for the rest (they differ in details such as the best
+    # reduction reached, which one row per run shows).
+    errors = [run[NOTE] for run in runs if run[NOTE]]
+    if len(runs) == 1 or not errors:
+        row[NOTE] = errors[0] if errors else ""
+    else:
+        row[NOTE] = f"{len(errors)} of {len(runs)} runs failed, e.g. {errors[0]}"
     return row
 
 

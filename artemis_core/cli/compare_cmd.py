@@ -42,7 +42,7 @@ def build_plan(model: str | None, dataset: str, strategies: str | None, targets:
 
 @click.command(epilog="""\b
 Examples:
-  artemis compare --strategies diagonal,positional --targets 2x --out runs/demo
+  artemis compare --strategies diagonal,hunter --targets 1.5x,4x --out runs/demo
   artemis compare --targets 1.5x,2x,4x,6x --seeds 0,1 --jobs 2
   artemis report runs/demo --format github     # the table again, from the files
 """)

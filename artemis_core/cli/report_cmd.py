@@ -65,7 +65,7 @@ def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
 
 @click.command(epilog="""\b
 Examples:
-  artemis compare --strategies diagonal,positional --targets 2x --out runs/demo
+  artemis compare --strategies diagonal,hunter --targets 1.5x,4x --out runs/demo
   artemis report runs/demo
   artemis report runs/demo --format github --sort rotation_reduction:desc
   artemis report runs/demo --format csv --output results.csv
