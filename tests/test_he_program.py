@@ -12,6 +12,7 @@ from torch import nn
 from artemis_core.errors import ParamsError, SpecError
 from artemis_core.he_program import compile_model, fit_params
 from artemis_core.params import HEParams
+from artemis_core.pipeline import PruneConfig, prune_model
 from artemis_core.polyact import PolyAct
 from artemis_core.registry import get
 
@@ -104,3 +105,19 @@ def test_fit_params_gives_the_shortest_secure_chain():
     params = fit_params(_model(seed=0), SHAPE, get("cost_model", "gazelle")(), log_n=14)
     assert params == HEParams.with_depth(14, 5)
     assert params.log_q <= 438
+
+
+@pytest.mark.parametrize("strategy", ["diagonal", "positional", "hybrid", "hunter",
+                                      "unstructured", "filter"])
+def test_every_strategy_prunes_he_cnn_into_a_smaller_exact_program(strategy):
+    model = _model(seed=5)
+    dense_ops = compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")()).op_count()
+    prune_model(model, SHAPE, None, strategy, "1.2x", seed=0,
+                config=PruneConfig(reg_epochs=0, log_n=PARAMS.log_n), progress=False)
+    program = compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+    image = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(6))
+    logits, ops = _run_sim(program, image)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).double()(image[None].double())[0]
+    assert torch.allclose(logits, expected, atol=1e-9)
+    assert ops.rotations < dense_ops.rotations
