@@ -228,7 +228,6 @@ def test_compare_runs_the_installed_third_party_strategy_on_the_real_pipeline(
     assert again.exit_code == 0 and "0 runs done, 1 reused" in again.stderr
 
 
-@pytest.mark.slow
 def test_a_killed_real_comparison_resumes_with_every_run_once(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     out = tmp_path / "runs"
