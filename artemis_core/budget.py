@@ -13,7 +13,7 @@ from .errors import BudgetError
 from .groups import LayerGroups
 from .params import HEParams
 from .specs import ConvSpec, OpCount
-from .strategy import Strategy
+from .strategy import Strategy, scatter_slots
 
 DEFAULT_MAX_SPARSITY = 0.95
 
@@ -100,7 +100,7 @@ class _Candidates:
         numel = lg.module.weight.numel()
         ranks = torch.nonzero(mine).squeeze(1)
         index = lg.groups.index[row[ranks]]
-        slots = torch.where(index >= 0, index, numel).reshape(-1)
+        slots = scatter_slots(index, numel)
         first = torch.full((numel + 1,), len(row), dtype=torch.long)  # rank a weight is zeroed
         first.scatter_reduce_(0, slots, ranks.repeat_interleave(index.shape[1]), "amin")
         zeroed = torch.sort(first[:numel]).values
@@ -118,8 +118,7 @@ class _Candidates:
             weight = lg.module.weight
             chosen = self.row[:k][self.owner[:k] == layer_id]
             flat = torch.ones(weight.numel() + 1)
-            index = lg.groups.index[chosen].reshape(-1)
-            flat[torch.where(index >= 0, index, weight.numel())] = 0
+            flat[scatter_slots(lg.groups.index[chosen], weight.numel())] = 0
             masks[lg.spec.name] = flat[:-1].view_as(weight)
         return masks
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from .cost_model import CostModel
+from .latency import Calibration, estimate_seconds
 from .params import HEParams
-from .specs import ConvSpec
+from .specs import ConvSpec, OpCount
 from .strategy import GroupSet, Strategy
 
 
@@ -50,3 +51,15 @@ def collect_groups(
             layers.append(LayerGroups(spec, modules[spec.name], _concat(spec.name, sets)))
     return layers
 
+
+
+def latency_weighted(layers: list[LayerGroups], calibration: Calibration) -> list[LayerGroups]:
+    """The same groups with c_g = the estimated seconds zeroing each group saves (its
+    rotations and PMults at the calibrated per-op latencies) instead of its rotations."""
+    per_rotation = estimate_seconds(OpCount(other_rotations=1), calibration)
+    per_pmult = estimate_seconds(OpCount(pmult=1), calibration)
+    return [
+        replace(lg, groups=replace(
+            lg.groups, cost=lg.groups.rotations * per_rotation + lg.groups.pmult * per_pmult))
+        for lg in layers
+    ]

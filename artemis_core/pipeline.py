@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from . import checkpoint as ckpt
 from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
@@ -22,7 +23,8 @@ from .catalog import Dataset
 from .cost_model import CostModel
 from .errors import ArtemisError
 from .extract import extract_specs
-from .groups import collect_groups
+from .groups import collect_groups, latency_weighted
+from .latency import load_calibration
 from .masking import apply_masks
 from .params import HEParams, default_log_n
 from .registry import get
@@ -30,6 +32,8 @@ from .regularizer import GroupLasso
 from .specs import ConvSpec, OpCount
 from .training import EpochRecord, TrainConfig, evaluate, train
 from .zoo import build_model
+
+GROUP_COSTS = ("rotations", "latency")
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,14 @@ class PruneConfig:
     max_sparsity: float = DEFAULT_MAX_SPARSITY
     cost_model: str = "gazelle"
     log_n: int | None = None
+    #: c_g in the penalty: "rotations" the group saves, or its estimated "latency"
+    #: (rotations and PMults at the calibrated per-op latencies, see artemis calibrate).
+    group_cost: str = "rotations"
 
     def __post_init__(self) -> None:
+        if self.group_cost not in GROUP_COSTS:
+            raise ArtemisError(
+                f"group_cost={self.group_cost!r}; allowed: {', '.join(GROUP_COSTS)}")
         if self.lam < 0:
             raise ArtemisError(f"lam={self.lam} must be non-negative")
         if not 0 < self.max_sparsity <= 1:
@@ -137,7 +147,8 @@ def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, 
     return fit_dense(data, model or data.default_model, config, out, progress)[0]
 
 
-def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, strategy: str,
+def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set: TensorDataset,
+                strategy: str,
                 target: str, seed: int, config: PruneConfig, progress: bool = True,
                 state: Path | None = None) -> tuple[Selection, HESetting]:
     """Regularize (if the strategy asks; resumable from ``state``), select groups to meet
@@ -148,7 +159,9 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set, st
     setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
     layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
     if chosen.regularized and config.reg_epochs and config.lam:
-        lasso = GroupLasso(layers, config.lam)
+        weighted = layers if config.group_cost == "rotations" else latency_weighted(
+            layers, load_calibration())
+        lasso = GroupLasso(weighted, config.lam)
         train(net, train_set, _phase(config, config.reg_epochs, seed),
               after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
     selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,

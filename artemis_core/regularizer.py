@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .groups import LayerGroups
+from .strategy import gather, scatter_slots
 
 EPS = 1e-12
 
@@ -37,12 +38,12 @@ class GroupLasso:
             index = lg.groups.index[keep]
             coef = lg.groups.cost[keep].float() / scale / lg.groups.sizes[keep].clamp(min=1).sqrt()
             numel = lg.module.weight.numel()
-            scatter_index = torch.where(index >= 0, index, numel).reshape(-1)
+            scatter_index = scatter_slots(index, numel)
             self._terms.append((lg.module, index, coef, scatter_index))
 
     @staticmethod
     def _norms(weight: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        values = torch.cat([weight.reshape(-1), weight.new_zeros(1)])[index]
+        values = gather(weight, index)
         return values, values.norm(dim=1)
 
     def penalty(self) -> torch.Tensor:

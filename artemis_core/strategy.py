@@ -40,16 +40,28 @@ class GroupSet:
 
     def gather(self, weight: torch.Tensor) -> torch.Tensor:
         """Each group's weight values ([G, M]); padding reads 0."""
-        flat = torch.cat([weight.reshape(-1), weight.new_zeros(1)])
-        return flat[self.index]  # index -1 addresses the appended zero
+        return gather(weight, self.index)
+
+
+def gather(weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``weight.reshape(-1)[index]`` where the padding index -1 reads 0."""
+    return torch.cat([weight.reshape(-1), weight.new_zeros(1)])[index]
+
+
+def scatter_slots(index: torch.Tensor, numel: int) -> torch.Tensor:
+    """``index`` flattened for scattering into a buffer of ``numel + 1`` values: the
+    padding -1 goes to the spare last slot, which callers drop."""
+    return torch.where(index >= 0, index, numel).reshape(-1)
 
 
 class Strategy(ABC):
     """A pruning method (plugin kind ``strategy``).
 
     A strategy says *what its groups are* (:meth:`groups`) and whether training uses
-    the cost-weighted group-Lasso penalty (``regularized``). Scoring, budget selection,
-    masking and fine-tuning are shared machinery in :mod:`artemis_core.pruning`.
+    the cost-weighted group-Lasso penalty (``regularized``). Budget selection, the
+    penalty, masking and fine-tuning are shared machinery (:mod:`artemis_core.budget`,
+    :mod:`~artemis_core.regularizer`, :mod:`~artemis_core.masking`,
+    :mod:`~artemis_core.pipeline`).
     """
 
     name: ClassVar[str]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from artemis_core import BudgetError, checkpoint
+from artemis_core import ArtemisError, BudgetError, checkpoint
 from artemis_core.cli import main
 from artemis_core.pipeline import HESetting, PruneConfig, prune_run, train_dense
 
@@ -99,3 +99,15 @@ def test_prune_command_rejects_unknown_strategy_in_one_line():
     assert result.exit_code != 0
     assert "unknown strategy 'nope'; known:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_latency_weighted_penalty_prunes_to_the_target(dense):
+    path, dense_metrics = dense
+    config = PruneConfig(reg_epochs=1, finetune_epochs=1, group_cost="latency")
+    metrics = prune_run("diagonal", "1.5x", path, seed=0, progress=False, config=config)
+    assert metrics["rotations"] <= dense_metrics["rotations"] / 1.5
+
+
+def test_unknown_group_cost_is_refused():
+    with pytest.raises(ArtemisError, match="group_cost='seconds'; allowed: rotations, latency"):
+        PruneConfig(group_cost="seconds")

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from artemis_core import HEParams
+from artemis_core import HEParams, OpCount
 from artemis_core.extract import extract_specs
-from artemis_core.groups import collect_groups
+from artemis_core.groups import collect_groups, latency_weighted
+from artemis_core.latency import estimate_seconds, load_calibration
 from artemis_core.masking import apply_masks, current_masks
 from artemis_core.registry import get
 from artemis_core.regularizer import GroupLasso
@@ -101,3 +102,21 @@ def test_masks_install_through_torch_prune_and_survive_training():
     prune.remove(model[2], "weight")
     assert torch.all(model[2].weight[mask == 0] == 0)
     assert not hasattr(model[2], "weight_mask")
+
+
+def test_latency_weighted_costs_are_the_estimated_seconds_each_group_saves():
+    model = _model()
+    specs = extract_specs(model, INPUT)
+    cost_model = get("cost_model", "gazelle")()
+    layers = collect_groups(model, specs, PARAMS, cost_model, get("strategy", "diagonal")())
+    calibration = load_calibration()
+    weighted = latency_weighted(layers, calibration)
+    for lg, wg in zip(layers, weighted, strict=True):
+        for g in (0, 1, len(lg.groups) - 1):
+            saved = OpCount(other_rotations=int(lg.groups.rotations[g]),
+                            pmult=int(lg.groups.pmult[g]))
+            assert float(wg.groups.cost[g]) == pytest.approx(estimate_seconds(saved, calibration))
+    # the d = 0 diagonals save PMults but no rotation: penalised only by latency
+    free = [lg.groups.rotations == 0 for lg in layers]
+    assert all(bool((lg.groups.cost[f] == 0).all()) for lg, f in zip(layers, free, strict=True))
+    assert all(bool((wg.groups.cost[f] > 0).all()) for wg, f in zip(weighted, free, strict=True))

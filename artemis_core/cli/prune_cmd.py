@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..output import format_option, render
-from ..pipeline import PruneConfig, prune_run, train_dense
+from ..pipeline import GROUP_COSTS, PruneConfig, prune_run, train_dense
 from ..registry import get
 
 SUMMARY = ("strategy", "target", "accuracy", "dense_accuracy", "dense_rotations", "rotations",
@@ -46,6 +46,9 @@ Examples:
               help="Epochs of the regularized and of the fine-tuning phase (each).")
 @click.option("--lam", type=float, default=PruneConfig.lam, show_default=True,
               help="Group-Lasso strength λ.")
+@click.option("--group-cost", type=click.Choice(GROUP_COSTS), default=PruneConfig.group_cost,
+              show_default=True,
+              help="c_g of the penalty: rotations a group saves, or its estimated latency.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-root", default=None, help="Directory of on-disk datasets (CIFAR).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -53,7 +56,8 @@ Examples:
 @format_option()
 def prune(strategy: str, target: str, dataset: str, model: str | None,
           checkpoint: Path | None, runs: Path, epochs: int | None, prune_epochs: int | None,
-          lam: float, seed: int, data_root: str | None, out: Path | None, fmt: str) -> None:
+          lam: float, group_cost: str, seed: int, data_root: str | None, out: Path | None,
+          fmt: str) -> None:
     """Prune a model to a rotation target with one strategy and fine-tune it.
 
     Without --checkpoint a dense model is trained first (and cached for the next run).
@@ -65,5 +69,5 @@ def prune(strategy: str, target: str, dataset: str, model: str | None,
         checkpoint = runs / f"dense-{model}-{dataset}-s{seed}.pt"
         train_dense(model, dataset, seed, epochs, checkpoint, data_root)
     metrics = prune_run(strategy, target, checkpoint, seed, prune_epochs, out,
-                        config=PruneConfig(lam=lam), data_root=data_root)
+                        config=PruneConfig(lam=lam, group_cost=group_cost), data_root=data_root)
     click.echo(render([summary_row(metrics)], fmt, json_payload=metrics))
