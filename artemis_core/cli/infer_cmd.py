@@ -12,6 +12,7 @@ import click
 from ..budget import parse_target
 from ..checkpoint import load_model
 from ..encrypted_eval import MB, EncryptedRun, run_encrypted
+from ..errors import ArtemisError
 from ..he_program import fit_params
 from ..output import format_option, render
 from ..pipeline import PruneConfig, prune_run, train_dense
@@ -124,7 +125,10 @@ def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
 @contextmanager
 def _directory(path: Path | None) -> Iterator[Path]:
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtemisError(f"cannot create --workdir {path}: {exc.strerror}") from exc
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="artemis-infer-") as temporary:
