@@ -300,3 +300,10 @@ def test_report_on_a_directory_without_results_is_a_one_line_error(tmp_path):
 def test_report_refuses_unknown_columns(result_dir):
     result = _report(result_dir, "--columns", "strategy,bogus")
     assert result.exit_code == 1 and "unknown column 'bogus'" in result.stderr
+
+
+def test_an_unwritable_output_is_a_one_line_error_naming_it(result_dir, tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = _report(result_dir, "--output", tmp_path / "afile" / "t.csv")
+    assert result.exit_code == 1
+    assert "afile" in result.stderr and "Traceback" not in result.output
