@@ -150,6 +150,11 @@ def test_sort_descending_and_by_several_columns():
     assert keys == sorted(keys, key=lambda k: (-k[0], k[1]))
 
 
+def test_sort_spec_is_a_comma_list_like_every_other_option():
+    spaced = build_table(_records(), sort=" rotation_reduction:desc , ,strategy ")
+    assert spaced == build_table(_records(), sort="rotation_reduction:desc,strategy")
+
+
 def test_targets_sort_by_value_not_text():
     records = [fake_record("diagonal", t, 0) for t in ("10x", "2x", "1.5x")]
     assert [r["target"] for r in build_table(records).rows] == ["1.5x", "2x", "10x"]

@@ -9,9 +9,10 @@ import click
 from ..compare import ComparePlan, run_comparison
 from ..errors import ArtemisError
 from ..latency import Calibration
+from ..lists import split_list
 from ..registry import get, get_registry
 from ..results import ResultStore, canonical_target
-from .report_cmd import output_options, show_results, split_list
+from .report_cmd import output_options, show_results
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
 

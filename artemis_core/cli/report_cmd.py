@@ -9,15 +9,11 @@ import click
 
 from ..errors import ArtemisError
 from ..latency import Calibration, estimate_seconds, load_calibration
+from ..lists import split_list
 from ..output import format_option
 from ..plot import check_plot_path, plot_comparison
 from ..report import DEFAULT_GROUP_BY, build_table, render_table
 from ..results import ResultStore, RunRecord
-
-
-def split_list(value: str | None) -> list[str]:
-    """``"a, b,c"`` -> ``["a", "b", "c"]``."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def output_options(function):
