@@ -27,9 +27,15 @@ def run_layer(plan: LayerPlan, backend: HEBackend, x: torch.Tensor, weight: torc
     An output the plan does not compute (``None``: every weight of the block pruned) is
     its bias alone, which the server knows in the clear (see :func:`decrypt_output`).
     """
-    backend.keygen(plan.op_count().rotation_steps)
-    inputs = [backend.encrypt(v) for v in plan.pack(x)]
+    inputs = encrypt_input(plan, backend, x)
     return decrypt_output(plan, backend, plan.execute(backend, inputs, weight, bias), bias)
+
+
+def encrypt_input(plan: LayerPlan, backend: HEBackend, x: torch.Tensor) -> list[Any]:
+    """Generate exactly the rotation keys ``plan`` needs on ``backend`` and encrypt
+    ``x`` in the plan's layout (the client's side of one layer)."""
+    backend.keygen(plan.op_count().rotation_steps)
+    return [backend.encrypt(v) for v in plan.pack(x)]
 
 
 def decrypt_output(plan: LayerPlan, backend: HEBackend, outputs: list[Any],

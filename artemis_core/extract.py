@@ -91,6 +91,10 @@ def extract_specs(model: nn.Module, input_shape: Sequence[int]) -> list[ConvSpec
             param = next(model.parameters(), None)
             dtype = param.dtype if param is not None else torch.float32
             model(torch.zeros(1, *input_shape, dtype=dtype))
+    except RuntimeError as exc:  # torch's shape errors: the input does not fit the model
+        first_line = str(exc).strip().splitlines()[0]
+        raise SpecError(f"input shape {tuple(input_shape)} does not fit the model: "
+                        f"{first_line}") from exc
     finally:
         for handle in handles:
             handle.remove()

@@ -177,10 +177,6 @@ def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if not isinstance(m, nn.Sequential)]
 
 
-def _mask(weight: torch.Tensor) -> torch.Tensor:
-    return (weight.detach() != 0).to(torch.float32)
-
-
 def _classifier_spec(name: str, last: ConvSpec, c_out: int) -> ConvSpec:
     """The pooled linear layer as a 1×1 convolution on the last conv's output grid."""
     return ConvSpec(name, last.c_out, c_out, kernel=1, stride=1, padding=0,
@@ -247,7 +243,7 @@ def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
             after = leaves[i + 1][1] if i + 1 < len(leaves) else None
             weight, bias = _fold_batch_norm(module, after)
             last = replace(specs[name], bias=bias is not None)
-            steps.append(ConvStep(name, cost_model.plan(last, params, _mask(weight)),
+            steps.append(ConvStep(name, cost_model.plan(last, params, weight != 0),
                                   weight * fold, bias))
             fold = 1.0
         elif isinstance(module, nn.BatchNorm2d) and isinstance(leaves[i - 1][1], nn.Conv2d):
@@ -269,7 +265,7 @@ def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
             spec = _classifier_spec(name, last, module.out_features)
             pixels = spec.height * spec.width
             weight = (module.weight.detach().double() * fold / pixels).view(*spec.weight_shape)
-            steps.append(ConvStep(name, cost_model.plan(spec, params, _mask(weight)),
+            steps.append(ConvStep(name, cost_model.plan(spec, params, weight != 0),
                                   weight, None))
             summed, outputs = _pixel_sum(name, cost_model.plan(spec, params), module.bias,
                                          params.slots)

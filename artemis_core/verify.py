@@ -21,7 +21,7 @@ from torch import nn
 from .backend import HEBackend
 from .calibrate import BACKEND
 from .cost_model import CostModel, LayerPlan
-from .executor import decrypt_output
+from .executor import decrypt_output, encrypt_input
 from .params import HEParams
 from .registry import get
 from .specs import ConvSpec, OpCount
@@ -86,8 +86,7 @@ def timed_execute(plan: LayerPlan, backend: HEBackend, x: torch.Tensor,
     encrypted latency in CPU seconds of this thread, as calibrated; median of ``repeats``
     runs, each counted from zero in ``backend.ops``), then decryption of the last run's
     output."""
-    backend.keygen(plan.op_count().rotation_steps)
-    inputs = [backend.encrypt(v) for v in plan.pack(x)]
+    inputs = encrypt_input(plan, backend, x)
     times = []
     for _ in range(repeats):
         backend.reset_counts()

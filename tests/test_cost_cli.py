@@ -76,6 +76,15 @@ def test_checkpoint_masks_remove_rotations(tmp_path):
     assert pruned["total"]["rotations"] == dense["total"]["rotations"] - 1
 
 
+def test_an_input_shape_that_does_not_fit_the_checkpoint_is_a_one_line_error(tmp_path):
+    model = build_model("digits-resnet", 10, (1, 8, 8), seed=0)
+    path = tmp_path / "dense.pt"
+    save(Checkpoint.from_model(model, model="digits-resnet", dataset="digits", num_classes=10,
+                               input_shape=(1, 8, 8)), path)
+    assert_one_line_error(invoke("--checkpoint", str(path), "--input", "3x8x8"),
+                          "input shape (3, 8, 8) does not fit the model")
+
+
 class _UnsupportedModels:
     @hookimpl
     def register_models(self, register):

@@ -90,3 +90,11 @@ def test_a_module_used_twice_is_refused():
 def test_linear_on_a_feature_map_is_refused():
     with pytest.raises(SpecError, match="'0' \\(Linear\\) gets a 4-d input"):
         extract_specs(nn.Sequential(nn.Linear(4, 2)), (3, 4, 4))
+
+
+def test_an_input_that_does_not_fit_the_model_is_a_one_line_error():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
+    message = r"input shape \(3, 8, 8\) does not fit the model: "
+    with pytest.raises(SpecError, match=message) as info:
+        extract_specs(model, (3, 8, 8))
+    assert "\n" not in str(info.value)

@@ -20,8 +20,9 @@ def test_unknown_model_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model", "digits-resnet"], "model is a ResNet; supported: Conv2d"),
     (["--log-n", "13"], "not 128-bit secure"),
+    (["--target", "0.5x"], "target '0.5x' not understood"),
 ])
-def test_models_and_parameters_without_a_secure_leveled_form_fail_before_training(
+def test_bad_models_parameters_and_targets_fail_before_training(
         tmp_path, args, message):
     result = CliRunner().invoke(main, ["infer", *args, "--workdir", str(tmp_path)])
     assert result.exit_code == 1

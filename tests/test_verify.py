@@ -71,7 +71,9 @@ def test_cli_reports_the_pruned_speedup_of_a_checkpoint(tmp_path):
         input_shape=(1, 8, 8)), path)
     result = _verify("--checkpoint", str(path), "--layers", spec.name, "--format", "json")
     assert result.exit_code == 0, result.output
-    (layer,) = json.loads(result.stdout)["layers"]
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "digits-resnet"  # named by the checkpoint, not --model
+    (layer,) = payload["layers"]
     dense = GAZELLE.count(spec, PARAMS)
     assert layer["predicted"]["output_rotations"] == 3 < dense.output_rotations
     assert layer["executed"] == layer["predicted"]

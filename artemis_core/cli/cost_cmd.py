@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 import torch
 
+from ..checkpoint import load_model
 from ..errors import ArtemisError
-from ..extract import extract_specs
 from ..output import format_option, render
-from ..params import HEParams, default_log_n
+from ..pipeline import HESetting
 from ..registry import get
 from ..specs import OpCount
 from ..zoo import build_model
@@ -33,8 +33,6 @@ def _load(model_name: str | None, checkpoint: str | None, num_classes: int,
           input_shape: tuple[int, int, int] | None) -> tuple[torch.nn.Module, tuple, str]:
     """The model to count (built fresh, or loaded from a checkpoint) and its input shape."""
     if checkpoint is not None:
-        from ..checkpoint import load_model
-
         model, saved = load_model(checkpoint)
         if model_name is not None and model_name != saved.model:
             raise ArtemisError(f"--model {model_name!r} but checkpoint {checkpoint!r} holds "
@@ -71,14 +69,14 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
     """Count the HE operations of every conv/linear layer (rotations split into input,
     output and layout-change ones, PMult, additions, rescales, rotation keys) and the
     model total. Without --checkpoint the model is dense."""
-    cost_model = get("cost_model", cost_model_name)()
     model, shape, name = _load(model_name, checkpoint, num_classes, input_shape)
-    params = HEParams(log_n if log_n is not None else default_log_n(shape))
+    setting = HESetting.for_model(model, shape, cost_model_name, log_n)
+    params = setting.params
     modules = dict(model.named_modules())
     rows, total = [], OpCount()
-    for spec in extract_specs(model, shape):
+    for spec in setting.specs:
         mask = modules[spec.name].weight.detach() != 0 if checkpoint is not None else None
-        ops = cost_model.count(spec, params, mask)
+        ops = setting.cost_model.count(spec, params, mask)
         total = total + ops
         counts = ops.as_dict()
         rows.append({**{f: getattr(spec, f) for f in LAYER_FIELDS},

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..budget import parse_target
 from ..checkpoint import load_model
 from ..encrypted_eval import MB, EncryptedRun, run_encrypted
 from ..he_program import fit_params
@@ -66,6 +67,7 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
     logits. Reports accuracy, agreement with plaintext predictions, latency, rotations,
     keys and bytes sent."""
     cost_model = get("cost_model", "gazelle")()
+    parse_target(target)  # refuse a bad target before spending any time on training
     with _directory(workdir) as directory:
         dense_path = checkpoint
         if dense_path is None:

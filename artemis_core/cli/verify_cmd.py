@@ -43,7 +43,7 @@ def verify(model_name: str | None, checkpoint: Path | None, layers: str | None, 
     dataset, else a random one) and report the decryption error against torch, executed
     vs predicted ops, dense vs pruned encrypted latency (CPU seconds of the server's
     work, one thread) and the rotation keys."""
-    model, input_shape, dataset = _model(model_name, checkpoint)
+    model, model_name, input_shape, dataset = _model(model_name, checkpoint)
     params = HEParams.with_depth(log_n, 1)
     planner = get("cost_model", cost_model)()
     specs = {s.name: s for s in extract_specs(model, input_shape)}
@@ -69,21 +69,22 @@ def verify(model_name: str | None, checkpoint: Path | None, layers: str | None, 
 
 
 def _model(name: str | None, checkpoint: Path | None,
-           ) -> tuple[torch.nn.Module, tuple[int, int, int], str | None]:
-    """The model, its input shape and its dataset name (None when unknown)."""
+           ) -> tuple[torch.nn.Module, str, tuple[int, int, int], str | None]:
+    """The model, its name, its input shape and its dataset name (None when unknown)."""
     if checkpoint is not None:
         model, ckpt = load_model(checkpoint)
         if name is not None and name != ckpt.model:
             raise ArtemisError(f"--model {name!r} differs from the checkpoint's model "
                                f"{ckpt.model!r}; leave --model out")
-        return model, ckpt.input_shape, ckpt.dataset
+        return model, ckpt.model, ckpt.input_shape, ckpt.dataset
     if name is None:
         raise ArtemisError("give --model NAME or --checkpoint FILE")
     info = get("model", name)
     dataset = next((e.name for e in get_registry().entries("dataset")
                     if e.obj.default_model == name), None)
     num_classes = get("dataset", dataset).num_classes if dataset else 10
-    return build_model(name, num_classes, info.default_input, seed=0), info.default_input, dataset
+    model = build_model(name, num_classes, info.default_input, seed=0)
+    return model, name, info.default_input, dataset
 
 
 def _chosen(specs: dict, layers: str | None) -> list[str]:

@@ -98,17 +98,15 @@ class GazellePlan(LayerPlan):
         if len(slots) != lay.n_out:
             raise SpecError(f"layer {spec.name!r}: got {len(slots)} output vectors, "
                             f"expected {lay.n_out}")
-        rows, cols = lay.output_pixels
-        where = lay.pixel_slots(rows, cols).reshape(-1)
         p, hw = lay.period, lay.hw
         zero = np.zeros(p * hw)
         regions = np.concatenate([
             (zero if s is None else np.asarray(s)[: p * hw]).reshape(p, hw) for s in slots
         ])
-        out = torch.from_numpy(regions[: spec.c_out][:, where].copy())
+        out = torch.from_numpy(regions[: spec.c_out][:, lay.output_slots.reshape(-1)].copy())
         if spec.kind == "linear":
             return out.reshape(spec.c_out)
-        return out.reshape(spec.c_out, len(rows), len(cols))
+        return out.reshape(spec.c_out, *lay.output_slots.shape)
 
     def _weights(self, weight: torch.Tensor) -> np.ndarray:
         """Masked weights zero-padded to [n_out·p, n_in·p, taps]."""
@@ -136,9 +134,8 @@ class GazellePlan(LayerPlan):
         values = np.zeros(p)
         chunk = bias.detach().to(torch.float64).numpy()[o * p: (o + 1) * p]
         values[: len(chunk)] = chunk
-        rows, cols = lay.output_pixels
         pixels = np.zeros(lay.hw)
-        pixels[lay.pixel_slots(rows, cols).reshape(-1)] = 1.0
+        pixels[lay.output_slots.reshape(-1)] = 1.0
         return np.tile((values[:, None] * pixels[None, :]).reshape(-1), lay.regions // p)
 
     def execute(self, backend: HEBackend, inputs: list[Any], weight: torch.Tensor,

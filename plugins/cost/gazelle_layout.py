@@ -143,11 +143,16 @@ class GazelleLayout:
         return (rows[:, None] * gap) * self.grid_width + cols[None, :] * gap
 
     @cached_property
+    def output_slots(self) -> np.ndarray:
+        """Slot offsets inside a region of the output pixels, shape [h', w']."""
+        return self.pixel_slots(*self.output_pixels)
+
+    @cached_property
     def tap_masks(self) -> np.ndarray:
         """Float [taps, hw]: 1 at output pixels whose tap input is a valid pixel."""
         rows, cols = self.output_pixels
         masks = np.zeros((self.taps, self.hw))
-        slots = self.pixel_slots(rows, cols)
+        slots = self.output_slots
         for t, (dy, dx) in enumerate(self.offsets):  # k² taps, not weights
             ok = (((rows + dy >= 0) & (rows + dy < self.spec.height))[:, None]
                   & ((cols + dx >= 0) & (cols + dx < self.spec.width))[None, :])
