@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
-from .errors import ArtemisError
+from .errors import ArtemisError, first_line
 from .zoo import build_model
 
 FORMAT = "artemis-checkpoint"
@@ -88,9 +88,8 @@ def safe_load(path: str | Path, expected_format: str) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtemisError(f"{str(path)!r} is not a readable {expected_format} file: {reason}") \
-            from None
+        raise ArtemisError(f"{str(path)!r} is not a readable {expected_format} file: "
+                           f"{first_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         raise ArtemisError(f"{str(path)!r} is not an {expected_format} file")
     return payload
@@ -133,8 +132,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     try:
         model.load_state_dict(checkpoint.state_dict)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ArtemisError(f"{str(path)!r} does not fit model {checkpoint.model!r}: {first}") \
-            from None
+        raise ArtemisError(f"{str(path)!r} does not fit model {checkpoint.model!r}: "
+                           f"{first_line(exc)}") from None
     model.eval()
     return model, checkpoint

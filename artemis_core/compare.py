@@ -225,8 +225,8 @@ def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune
                 kind, what = running.pop(future)
                 bar.update(1)
                 label = f"dense seed {what}" if kind == "dense" else what.label()
-                if future.exception() is not None:
-                    exc = future.exception()
+                exc = future.exception()
+                if exc is not None:
                     skipped = f" (its {len(todo[what])} runs skipped)" if kind == "dense" else ""
                     errors.append(f"{label}: {type(exc).__name__}: {exc}{skipped}")
                     tqdm.write(f"error: {errors[-1]}", sys.stderr)

@@ -1,6 +1,13 @@
 """Exceptions with one-line messages that name the bad value and what is allowed."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when the message is empty), to
+    quote a library's multi-line error inside a one-line :class:`ArtemisError`."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ArtemisError(Exception):
     """Base class: the CLI prints these as one-line errors, never as tracebacks."""
 

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .errors import ArtemisError
 from .report import DEFAULT_GROUP_BY, PARETO, RUNS, LatencyFn, build_table
@@ -16,15 +14,25 @@ from .results import RunRecord
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """``path``, refused unless its suffix is a file type the plot can be written as."""
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ArtemisError(f"--plot {str(path)!r}: allowed file types: {', '.join(PLOT_SUFFIXES)}")
+    return path
+
+
 def plot_comparison(records: Sequence[RunRecord], path: str | Path,
                     latency: LatencyFn | None = None) -> Path:
     """Draw accuracy (mean ± std over seeds) against rotation reduction for every
     strategy, ring the Pareto-optimal points and join them into the front, draw the dense
     baseline, and name the strategies that reached none of their targets; one panel per
     model and dataset. Writes PNG, SVG or PDF by suffix."""
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise ArtemisError(f"--plot {str(path)!r}: allowed file types: {', '.join(PLOT_SUFFIXES)}")
+    # matplotlib takes ~0.4 s to import: only a command that draws pays for it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = check_plot_path(path)
     ok = [r for r in records if r.ok]
     if not ok:
         raise ArtemisError("no successful runs to plot")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArtemisError
+from .lists import split_list
 from .output import render
 from .pareto import pareto_by_group
 from .results import RunRecord, target_sort_key
@@ -109,7 +110,7 @@ def _check_names(option: str, names: Iterable[str], allowed: Sequence[str]) -> N
 def parse_sort(spec: str) -> list[tuple[str, bool]]:
     """``"rotation_reduction:desc,strategy"`` -> [(column, descending), ...]."""
     keys = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
+    for part in split_list(spec):
         name, _, order = part.partition(":")
         if order not in ("", "asc", "desc"):
             raise ArtemisError(f"--sort: order {order!r} in {part!r}; allowed: asc, desc")

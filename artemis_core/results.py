@@ -161,11 +161,11 @@ def _parse_record(path: Path, doc: Any) -> RunRecord:
 def read_record(path: Path) -> RunRecord:
     """Load one result file; any problem is a :class:`ResultError` naming the file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ResultError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultError(f"{path}: corrupt JSON ({exc})") from None
     return _parse_record(Path(path), doc)

@@ -22,7 +22,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .checkpoint import atomic_save, safe_load
-from .errors import ArtemisError
+from .errors import ArtemisError, first_line
 
 STATE_FORMAT = "artemis-train-state"
 #: Inputs up to this many values per sample (digits, synthetic) train on one thread:
@@ -196,8 +196,8 @@ def _resume(path, config, model, optimizer, scheduler, order_rng) -> list[EpochR
         torch.set_rng_state(state["rng"]["torch"])
         return [EpochRecord(**r) for r in state["history"]]
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtemisError(f"{str(path)!r} cannot resume this model: {first}") from None
+        raise ArtemisError(f"{str(path)!r} cannot resume this model: {first_line(exc)}") \
+            from None
 
 
 @torch.no_grad()

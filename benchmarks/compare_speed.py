@@ -11,7 +11,6 @@ Target: ≤ 10 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from artemis_core.compare import available_cores
 from artemis_core.results import ResultStore
 
 STRATEGIES = "positional,diagonal,hybrid,hunter,unstructured,filter"
@@ -47,7 +47,7 @@ def main() -> None:
         records = ResultStore(out).load().records
     runs = len(records)
     failed = sum(not r.ok for r in records)
-    print(f"cores: {len(os.sched_getaffinity(0))}  jobs: {args.jobs}  exit code: "
+    print(f"cores: {available_cores()}  jobs: {args.jobs}  exit code: "
           f"{done.returncode}")
     print(f"runs stored: {runs} ({failed} targets not reachable by their strategy)")
     print(f"wall time: {wall:.1f} s ({wall / LIMIT_SECONDS:.2f} of the {LIMIT_SECONDS} s "

@@ -6,6 +6,7 @@ from torch.nn.utils import prune
 
 from artemis_core import ArtemisError
 from artemis_core.checkpoint import Checkpoint, atomic_save, load, load_model, save
+from artemis_core.errors import first_line
 from artemis_core.zoo import build_model
 
 SHAPE = (3, 8, 8)
@@ -114,3 +115,12 @@ def test_failed_write_keeps_the_old_file_and_no_temporaries(tmp_path):
         atomic_save({"unpicklable": lambda: None}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+@pytest.mark.parametrize("exc, quoted", [
+    (RuntimeError("Error(s) in loading state_dict:\n\tMissing key(s): fc.weight"),
+     "Error(s) in loading state_dict:"),
+    (RuntimeError(), "RuntimeError"),
+])
+def test_errors_quote_the_first_line_of_a_library_message(exc, quoted):
+    assert first_line(exc) == quoted

@@ -247,3 +247,15 @@ def test_a_killed_real_comparison_resumes_with_every_run_once(tmp_path, monkeypa
     assert f"{6 - stored} runs done, {stored} reused" in result.stderr
     loaded = ResultStore(out).load()
     assert not loaded.problems and len(loaded.records) == 6
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--plot", "front.txt", "allowed file types"),
+    ("--calibration", "calibration.json", "not valid JSON"),
+])
+def test_a_bad_plot_or_calibration_fails_before_anything_is_trained(tmp_path, option, value,
+                                                                     message):
+    (tmp_path / "calibration.json").write_text("{not json")
+    result, out = _compare(tmp_path, option, str(tmp_path / value))
+    assert result.exit_code != 0 and message in result.stderr
+    assert not out.exists()

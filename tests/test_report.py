@@ -150,6 +150,11 @@ def test_sort_descending_and_by_several_columns():
     assert keys == sorted(keys, key=lambda k: (-k[0], k[1]))
 
 
+def test_sort_spec_is_a_comma_list_like_every_other_option():
+    spaced = build_table(_records(), sort=" rotation_reduction:desc , ,strategy ")
+    assert spaced == build_table(_records(), sort="rotation_reduction:desc,strategy")
+
+
 def test_targets_sort_by_value_not_text():
     records = [fake_record("diagonal", t, 0) for t in ("10x", "2x", "1.5x")]
     assert [r["target"] for r in build_table(records).rows] == ["1.5x", "2x", "10x"]
@@ -300,3 +305,10 @@ def test_report_on_a_directory_without_results_is_a_one_line_error(tmp_path):
 def test_report_refuses_unknown_columns(result_dir):
     result = _report(result_dir, "--columns", "strategy,bogus")
     assert result.exit_code == 1 and "unknown column 'bogus'" in result.stderr
+
+
+def test_an_unwritable_output_is_a_one_line_error_naming_it(result_dir, tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = _report(result_dir, "--output", tmp_path / "afile" / "t.csv")
+    assert result.exit_code == 1
+    assert "afile" in result.stderr and "Traceback" not in result.output

@@ -134,3 +134,11 @@ def test_a_copied_run_file_is_reported_once_not_counted_twice(tmp_path):
 def test_loading_a_missing_directory_names_it(tmp_path):
     with pytest.raises(ArtemisError, match="does not exist"):
         ResultStore(tmp_path / "nope").load()
+
+
+def test_a_file_that_is_not_utf8_is_reported_as_corrupt(tmp_path):
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ResultError, match="corrupt JSON") as info:
+        read_record(path)
+    assert str(path) in str(info.value)

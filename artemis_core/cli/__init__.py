@@ -11,13 +11,19 @@ from ..errors import ArtemisError
 
 
 class ArtemisGroup(click.Group):
-    """Turns :class:`ArtemisError` into a one-line error instead of a traceback."""
+    """Turns :class:`ArtemisError`, and a file the system refuses to read or write (e.g.
+    ``--out`` in a missing or read-only directory), into a one-line error instead of a
+    traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ArtemisError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            if exc.filename is None:  # not about a file the user named: a bug, show it
+                raise
+            raise click.ClickException(f"{exc.strerror}: {str(exc.filename)!r}") from exc
 
 
 @click.group(cls=ArtemisGroup, context_settings={"help_option_names": ["-h", "--help"]},

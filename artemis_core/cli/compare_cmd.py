@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..compare import ComparePlan, run_comparison
 from ..errors import ArtemisError
+from ..latency import Calibration
+from ..lists import split_list
 from ..registry import get, get_registry
 from ..results import ResultStore, canonical_target
-from .report_cmd import output_options, show_results, split_list
+from .report_cmd import output_options, show_results
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
 
@@ -67,20 +71,17 @@ Examples:
 @output_options
 def compare(model: str | None, dataset: str, data_root: str | None, strategies: str | None,
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
-            out: str | None, jobs: int, fmt: str, calibration: str | None,
-            plot_path: str | None) -> None:
+            out: str | None, jobs: int, fmt: str, calibration: Calibration,
+            plot_path: Path | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
 
     The dense model is trained once per seed and reused; every run is stored as its own
     JSON file in --out, and the table ends the output (`artemis report OUT` shows it again).
     """
-    from ..latency import load_calibration
     from ..pipeline import prune_run, train_dense  # torch-heavy: import when running
 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
                       data_root)
-    if calibration:
-        load_calibration(calibration)  # a bad file fails now, not after the training
     out = out or f"runs/{plan.dataset}-{plan.model}"
     outcome = run_comparison(plan, out, train_dense, prune_run, jobs=jobs)
     click.echo(f"{outcome.ran} runs done, {outcome.reused} reused from {out}", err=True)

@@ -8,24 +8,26 @@ from pathlib import Path
 import click
 
 from ..errors import ArtemisError
+from ..latency import Calibration, estimate_seconds, load_calibration
+from ..lists import split_list
 from ..output import format_option
+from ..plot import check_plot_path, plot_comparison
 from ..report import DEFAULT_GROUP_BY, build_table, render_table
 from ..results import ResultStore, RunRecord
 
 
-def split_list(value: str | None) -> list[str]:
-    """``"a, b,c"`` -> ``["a", "b", "c"]``."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
 def output_options(function):
-    """Options shared by ``compare`` and ``report``: table format, latency, plot."""
+    """Options shared by ``compare`` and ``report``: table format, latency, plot. The
+    calibration is read and the plot's file type checked as the options are parsed, so
+    a bad one fails before a comparison trains anything."""
     for option in reversed((
         format_option(),
         click.option("--calibration", type=click.Path(exists=True, dir_okay=False),
+                     callback=lambda ctx, param, value: load_calibration(value),
                      help="Per-op latencies for the estimated-latency column (default: the "
                           "file `artemis calibrate` wrote, else the shipped one)."),
         click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+                     callback=lambda ctx, param, value: value and check_plot_path(value),
                      help="Also draw accuracy vs rotation reduction (.png, .svg or .pdf)."),
     )):
         function = option(function)
@@ -33,12 +35,10 @@ def output_options(function):
 
 
 def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
-                 calibration: str | None, plot_path: str | None,
+                 calibration: Calibration, plot_path: Path | None,
                  group_by: Sequence[str] = DEFAULT_GROUP_BY, columns: Sequence[str] = (),
                  sort: str = "", output: str | None = None) -> None:
     """Print (or write to ``output``) the table of ``records`` and draw the plot if asked."""
-    from ..latency import estimate_seconds, load_calibration
-
     if not records:
         raise ArtemisError(f"no results to report in {str(store.root)!r}")
     failed = sum(not record.ok for record in records)
@@ -46,10 +46,9 @@ def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
         click.echo(f"note: {failed} of {len(records)} runs failed (see the note column); they "
                    f"are stored, so a rerun skips them: delete their files in {store.root} to "
                    "retry them", err=True)
-    loaded_calibration = load_calibration(calibration)
 
     def latency(ops):
-        return estimate_seconds(ops, loaded_calibration)
+        return estimate_seconds(ops, calibration)
 
     table = build_table(records, group_by=group_by, columns=columns, sort=sort, latency=latency)
     text = render_table(table, fmt)
@@ -58,8 +57,6 @@ def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
     else:
         click.echo(text)
     if plot_path:
-        from ..plot import plot_comparison  # matplotlib is slow to import: only when asked
-
         click.echo(f"plot: {plot_comparison(records, plot_path, latency)}", err=True)
 
 
@@ -83,7 +80,7 @@ Examples:
                    "(add seed for one row per run).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Write the table to this file instead of stdout.")
-def report(directory: str, fmt: str, calibration: str | None, plot_path: str | None,
+def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path | None,
            columns: str | None, sort: str, group_by: str, output: str | None) -> None:
     """Tabulate the results stored in DIRECTORY by `artemis compare`, without re-running.
 
