@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .errors import SpecError
+from .errors import SpecError, first_line
 from .specs import ConvSpec
 
 SUPPORTED = ("Conv2d with groups=1, dilation=1, stride 1 or 2, odd square kernel and "
@@ -92,9 +92,8 @@ def extract_specs(model: nn.Module, input_shape: Sequence[int]) -> list[ConvSpec
             dtype = param.dtype if param is not None else torch.float32
             model(torch.zeros(1, *input_shape, dtype=dtype))
     except RuntimeError as exc:  # torch's shape errors: the input does not fit the model
-        first_line = str(exc).strip().splitlines()[0]
         raise SpecError(f"input shape {tuple(input_shape)} does not fit the model: "
-                        f"{first_line}") from exc
+                        f"{first_line(exc)}") from exc
     finally:
         for handle in handles:
             handle.remove()

@@ -132,6 +132,8 @@ def _read(path: Path) -> Calibration:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CalibrationError(f"cannot read calibration {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # not text, so not JSON either
+        raise CalibrationError(f"{path} is not valid JSON: {exc}") from exc
     return _parse(text, str(path))
 
 

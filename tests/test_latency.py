@@ -77,6 +77,13 @@ def test_corrupt_files_give_one_line_errors(tmp_path, text, message):
         load_calibration(path)
 
 
+def test_a_file_that_is_not_text_is_a_one_line_error(tmp_path):
+    path = tmp_path / "cal.json"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(CalibrationError, match="not valid JSON"):
+        load_calibration(path)
+
+
 def test_unknown_fields_are_named(tmp_path):
     path = tmp_path / "cal.json"
     path.write_text(json.dumps({**_calibration().to_dict(), "warp": 9}))
