@@ -116,6 +116,13 @@ def test_bad_input_is_a_one_line_error(args, message):
     assert_one_line_error(invoke(*args), message)
 
 
+def test_a_non_positive_class_count_is_a_usage_error():
+    result = invoke("--model", "resnet20", "--num-classes", "-1")
+    assert result.exit_code == 2
+    assert "'--num-classes': -1 is not in the range x>=1" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("model, message", [
     ("dilated-test", "dilation=(2, 2)"), ("grouped-test", "groups=2"),
 ])

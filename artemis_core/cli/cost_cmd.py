@@ -58,7 +58,7 @@ Examples:
                    "14 for smaller ones (raised until one channel's grid fits).")
 @click.option("--input", "input_shape", callback=parse_input_shape, metavar="CxHxW",
               help="Input shape; default: the model's (or the checkpoint's).")
-@click.option("--num-classes", type=int, default=10, show_default=True,
+@click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Classifier outputs of a freshly built model.")
 @click.option("--cost-model", "cost_model_name", default="gazelle", show_default=True,
               help="Registered cost model.")
