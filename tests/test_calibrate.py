@@ -53,3 +53,11 @@ def test_insecure_chain_is_a_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert "not 128-bit secure" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "c.json").exists()
+
+
+def test_a_chain_without_a_rescale_is_refused_before_measuring(tmp_path):
+    result = CliRunner().invoke(main, ["calibrate", "--log-n", "13", "--depth", "0",
+                                       "--output", str(tmp_path / "c.json")])
+    assert result.exit_code == 2
+    assert "'--depth': 0 is not in the range x>=1" in result.output
+    assert not (tmp_path / "c.json").exists()

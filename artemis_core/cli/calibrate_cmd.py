@@ -21,8 +21,9 @@ Examples:
 """)
 @click.option("--log-n", type=int, default=14, show_default=True,
               help="Ring degree N = 2^K.")
-@click.option("--depth", type=int, default=2, show_default=True,
-              help="Rescales in the modulus chain [60, 40 x depth, 60].")
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Rescales in the modulus chain [60, 40 x depth, 60] (at least 1: "
+                   "rescale is one of the timed operations).")
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed runs per operation (the median is kept).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
