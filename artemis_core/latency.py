@@ -120,7 +120,10 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
 def save_calibration(calibration: Calibration, path: str | Path | None = None) -> Path:
     """Write ``calibration`` atomically (``None``: the user's file); returns the path."""
     target = Path(path) if path is not None else user_calibration_path()
-    write_json_atomic(target, calibration.to_dict())
+    try:
+        write_json_atomic(target, calibration.to_dict())
+    except OSError as exc:
+        raise CalibrationError(f"cannot write calibration {target}: {exc.strerror}") from exc
     return target
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from artemis_plugins.backends.sim import SimBackend
 from artemis_plugins.cost.gazelle import GazelleCostModel
 from hypothesis import given, settings
@@ -13,14 +12,9 @@ from hypothesis import strategies as st
 
 from artemis_core import ConvSpec, HEParams, SpecError
 from artemis_core.executor import run_layer
+from artemis_core.verify import reference_output
 
 MODEL = GazelleCostModel()
-
-
-def reference(spec: ConvSpec, x, weight, bias):
-    if spec.kind == "linear":
-        return F.linear(x.reshape(-1), weight, bias)
-    return F.conv2d(x.unsqueeze(0), weight, bias, stride=spec.stride, padding=spec.padding)[0]
 
 
 def random_mask(kind: str, spec: ConvSpec, params: HEParams, gen: torch.Generator):
@@ -86,7 +80,7 @@ def check_execution(layer, mask_kind, seed):
     backend = SimBackend(params)
     out = run_layer(plan, backend, x, weight, bias)
     assert backend.ops == plan.op_count()
-    expected = reference(spec, x, weight * mask, bias)
+    expected = reference_output(spec, x, weight * mask, bias)
     assert out.shape == expected.shape
     assert (out - expected).abs().max().item() < 1e-9
 

@@ -17,9 +17,19 @@ def test_unknown_model_is_a_one_line_error(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_workdir_that_cannot_be_made_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, ["infer", "--workdir", str(blocker / "runs")])
+    assert result.exit_code == 1
+    assert "cannot create --workdir" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "digits-resnet"], "model is a ResNet; supported: Conv2d"),
     (["--log-n", "13"], "not 128-bit secure"),
+    (["--log-n", "16"], "SEAL refused log_n=16"),
     (["--target", "0.5x"], "target '0.5x' not understood"),
 ])
 def test_bad_models_parameters_and_targets_fail_before_training(

@@ -96,6 +96,13 @@ def test_missing_file_is_an_artemis_error(tmp_path):
         load_calibration(tmp_path / "absent.json")
 
 
+def test_an_unwritable_path_is_an_artemis_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ArtemisError, match="cannot write calibration"):
+        save_calibration(_calibration(), blocker / "cal.json")  # its parent is a file
+
+
 def test_negative_latency_is_refused():
     with pytest.raises(CalibrationError, match="rotation"):
         _calibration(rotation=-1.0)

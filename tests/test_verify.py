@@ -21,8 +21,9 @@ PARAMS = HEParams.with_depth(13, 1)
 GAZELLE = get("cost_model", "gazelle")()
 
 
-def _diagonal_pruned(spec: ConvSpec, weight: torch.Tensor) -> torch.Tensor:
-    groups = GAZELLE.group_index(spec, PARAMS, "diagonal")[::2]
+def _zero_diagonals(spec: ConvSpec, weight: torch.Tensor, which: slice) -> torch.Tensor:
+    """``weight`` with the channel diagonals ``which`` (a slice of the groups) zeroed."""
+    groups = GAZELLE.group_index(spec, PARAMS, "diagonal")[which]
     pruned = weight.clone()
     pruned.view(-1)[groups[groups >= 0]] = 0
     return pruned
@@ -31,7 +32,7 @@ def _diagonal_pruned(spec: ConvSpec, weight: torch.Tensor) -> torch.Tensor:
 def test_check_layer_of_a_pruned_conv():
     spec = ConvSpec("conv", 8, 8, 3, 1, 1, 6, 6, bias=True)
     gen = torch.Generator().manual_seed(1)
-    weight = _diagonal_pruned(spec, torch.randn(spec.weight_shape, generator=gen))
+    weight = _zero_diagonals(spec, torch.randn(spec.weight_shape, generator=gen), slice(0, None, 2))
     x = torch.randn(8, 6, 6, generator=gen)
     check = check_layer(spec, PARAMS, GAZELLE, x, weight, torch.randn(8, generator=gen))
     dense = GAZELLE.count(spec, PARAMS)
@@ -64,7 +65,8 @@ def test_cli_reports_the_pruned_speedup_of_a_checkpoint(tmp_path):
     (spec,) = [s for s in extract_specs(model, (1, 8, 8)) if s.name == "layer1.0.conv1"]
     conv = model.get_submodule(spec.name)
     with torch.no_grad():
-        conv.weight.copy_(_keep_first_diagonals(spec, conv.weight))
+        # zero every diagonal d >= 4: only the rotations of d = 1, 2, 3 remain
+        conv.weight.copy_(_zero_diagonals(spec, conv.weight, slice(4, None)))
     path = tmp_path / "pruned.pt"
     checkpoint.save(checkpoint.Checkpoint.from_model(
         model, model="digits-resnet", dataset="digits", num_classes=10,
@@ -78,15 +80,6 @@ def test_cli_reports_the_pruned_speedup_of_a_checkpoint(tmp_path):
     assert layer["predicted"]["output_rotations"] == 3 < dense.output_rotations
     assert layer["executed"] == layer["predicted"]
     assert layer["dense_seconds"] > 0 and layer["pruned_seconds"] > 0
-
-
-def _keep_first_diagonals(spec: ConvSpec, weight: torch.Tensor) -> torch.Tensor:
-    """Zero every channel diagonal d >= 4: only the rotations of d = 1, 2, 3 remain."""
-    groups = GAZELLE.group_index(spec, PARAMS, "diagonal")
-    pruned = weight.clone()
-    drop = groups[4:]
-    pruned.view(-1)[drop[drop >= 0]] = 0
-    return pruned
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,10 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from artemis_plugins.backends.pyfhel import PyfhelBackend
+from torch import nn
 
 from ..budget import parse_target
 from ..checkpoint import load_model
+from ..cost_model import CostModel
 from ..encrypted_eval import MB, EncryptedRun, run_encrypted
+from ..errors import ArtemisError
 from ..he_program import fit_params
 from ..output import format_option, render
 from ..pipeline import PruneConfig, prune_run, train_dense
@@ -72,14 +76,12 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
         dense_path = checkpoint
         if dense_path is None:
             data = get("dataset", dataset)()
-            # refuse a model without a leveled-HE form, or insecure parameters, before
-            # spending any time on training
             fresh = build_model(model_name, data.num_classes, data.input_shape)
-            fit_params(fresh, data.input_shape, cost_model, log_n, scale_bits)
+            _check_runnable(fresh, data.input_shape, cost_model, log_n, scale_bits)
             dense_path = directory / f"{model_name}-{dataset}-s{seed}-dense.pt"
             train_dense(model_name, dataset, seed, epochs, dense_path)
         dense, info = load_model(dense_path)
-        fit_params(dense, info.input_shape, cost_model, log_n, scale_bits)
+        _check_runnable(dense, info.input_shape, cost_model, log_n, scale_bits)
         pruned_path = directory / (f"{dense_path.stem}-{STRATEGY}-{target}-lam{lam:g}"
                                    f"-r{reg_epochs}-f{finetune_epochs}.pt")
         if not pruned_path.exists():
@@ -99,6 +101,14 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
         "dense": runs[0].as_dict(), "pruned": runs[1].as_dict(),
     }
     click.echo(render(rows, fmt, COLUMNS, json_payload=payload))
+
+
+def _check_runnable(model: nn.Module, input_shape: tuple[int, int, int], cost_model: CostModel,
+                    log_n: int, scale_bits: int) -> None:
+    """Refuse, before any training or pruning, a model without a leveled-HE form and
+    parameters that are insecure or that SEAL refuses (it has no 128-bit table past
+    N = 2^15)."""
+    PyfhelBackend(fit_params(model, input_shape, cost_model, log_n, scale_bits))
 
 
 def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
@@ -124,7 +134,10 @@ def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
 @contextmanager
 def _directory(path: Path | None) -> Iterator[Path]:
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtemisError(f"cannot create --workdir {path}: {exc.strerror}") from exc
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="artemis-infer-") as temporary:
