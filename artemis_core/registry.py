@@ -18,6 +18,7 @@ from .backend import HEBackend
 from .catalog import Dataset, ModelInfo
 from .cost_model import CostModel
 from .errors import PluginError
+from .lists import split_list
 from .strategy import Strategy
 
 #: Packages whose every module is a built-in plugin, registered through the same hooks
@@ -129,7 +130,7 @@ def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
     wanted = os.environ.get(LOAD_PLUGINS_ENV)
     if wanted is None:
         return points
-    names = {n.strip() for n in wanted.split(",") if n.strip()}
+    names = set(split_list(wanted))
     return [ep for ep in points if ep.name in names]
 
 

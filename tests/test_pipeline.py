@@ -111,3 +111,12 @@ def test_latency_weighted_penalty_prunes_to_the_target(dense):
 def test_unknown_group_cost_is_refused():
     with pytest.raises(ArtemisError, match="group_cost='seconds'; allowed: rotations, latency"):
         PruneConfig(group_cost="seconds")
+
+
+def test_prune_command_rejects_a_bad_target_before_training(tmp_path):
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["prune", "--strategy", "diagonal", "--target", "0.5x",
+                                       "--runs", str(runs)])
+    assert result.exit_code != 0
+    assert "target '0.5x' not understood" in result.output
+    assert not runs.exists()  # nothing was trained

@@ -12,6 +12,7 @@ from ..latency import Calibration
 from ..lists import split_list
 from ..registry import get, get_registry
 from ..results import ResultStore, canonical_target
+from .options import data_options
 from .report_cmd import output_options, show_results
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
@@ -50,10 +51,7 @@ Examples:
   artemis compare --targets 1.5x,2x,4x,6x --seeds 0,1 --jobs 2
   artemis report runs/demo --format github     # the table again, from the files
 """)
-@click.option("--model", help="Architecture (default: the dataset's default model).")
-@click.option("--dataset", default="digits", show_default=True, help="Dataset name.")
-@click.option("--data-root", type=click.Path(file_okay=False),
-              help="Directory of a dataset that reads local files (e.g. CIFAR).")
+@data_options
 @click.option("--strategies", help="Comma-separated strategies (default: every registered "
                                    "one, third-party plugins included).")
 @click.option("--targets", default=DEFAULT_TARGETS, show_default=True,

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from ..budget import parse_target
 from ..output import format_option, render
 from ..pipeline import GROUP_COSTS, PruneConfig, prune_run, train_dense
 from ..registry import get
+from .options import data_options
 
 SUMMARY = ("strategy", "target", "accuracy", "dense_accuracy", "dense_rotations", "rotations",
            "rotation_reduction", "pmult", "keys", "key_memory_mb", "sparsity", "wall_seconds")
@@ -35,22 +37,22 @@ Examples:
 @click.option("--strategy", required=True, help="Strategy name (see artemis plugins).")
 @click.option("--target", required=True,
               help="Rotation reduction factor (4x, 1.5x) or rotation count (150).")
-@click.option("--dataset", default="digits", show_default=True, help="Dataset name.")
-@click.option("--model", default=None, help="Model name; default: the dataset's default.")
+@data_options
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Dense checkpoint to start from (default: train one, cached in --runs).")
 @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default="runs",
               show_default=True, help="Where cached dense checkpoints live.")
-@click.option("--epochs", type=int, default=None, help="Dense training epochs.")
-@click.option("--prune-epochs", type=int, default=None,
-              help="Epochs of the regularized and of the fine-tuning phase (each).")
-@click.option("--lam", type=float, default=PruneConfig.lam, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Dense training epochs [default: the training loop's].")
+@click.option("--prune-epochs", type=click.IntRange(min=0), default=None,
+              help="Epochs of the regularized and of the fine-tuning phase (each) "
+                   f"[default: {PruneConfig.reg_epochs}].")
+@click.option("--lam", type=click.FloatRange(min=0), default=PruneConfig.lam, show_default=True,
               help="Group-Lasso strength λ.")
 @click.option("--group-cost", type=click.Choice(GROUP_COSTS), default=PruneConfig.group_cost,
               show_default=True,
               help="c_g of the penalty: rotations a group saves, or its estimated latency.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-root", default=None, help="Directory of on-disk datasets (CIFAR).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the pruned checkpoint here.")
 @format_option()
@@ -62,7 +64,8 @@ def prune(strategy: str, target: str, dataset: str, model: str | None,
 
     Without --checkpoint a dense model is trained first (and cached for the next run).
     """
-    get("strategy", strategy)  # fail fast on an unknown name, before any training
+    get("strategy", strategy)  # fail fast on bad names and targets, before any training
+    parse_target(target)
     if checkpoint is None:
         data = get("dataset", dataset)
         model = model or data.default_model

@@ -8,6 +8,7 @@ import click
 
 from ..output import format_option, render
 from ..training import TrainConfig
+from .options import data_options
 
 COLUMNS = ("model", "dataset", "epochs", "train_acc", "test_acc", "seconds", "checkpoint")
 
@@ -19,13 +20,7 @@ Examples:
   artemis train --dataset cifar10 --model resnet20 --data-root ~/data --epochs 160 \\
       --augment --out runs/cifar10-resnet20.pt
 """)
-@click.option("--model", "model_name",
-              help="Architecture (artemis plugins --kind model) [default: the dataset's].")
-@click.option("--dataset", default="digits", show_default=True,
-              help="Dataset (artemis plugins --kind dataset).")
-@click.option("--data-root", type=click.Path(file_okay=False),
-              help="Directory of a dataset that reads local files, e.g. CIFAR "
-                   "[default: $ARTEMIS_DATA].")
+@data_options
 @click.option("--epochs", type=click.IntRange(min=1), default=TrainConfig.epochs,
               show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TrainConfig.lr,
@@ -45,7 +40,7 @@ Examples:
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
 @format_option()
-def train(model_name: str | None, dataset: str, data_root: str | None, epochs: int, lr: float,
+def train(model: str | None, dataset: str, data_root: str | None, epochs: int, lr: float,
           batch_size: int, momentum: float, weight_decay: float, seed: int, augment: bool,
           out: Path, progress: bool, fmt: str) -> None:
     """Train a model (dense) and save it as a checkpoint with its accuracies.
@@ -58,12 +53,12 @@ def train(model_name: str | None, dataset: str, data_root: str | None, epochs: i
     from ..registry import get
 
     data = get("dataset", dataset)(data_root)
-    model_name = model_name or data.default_model
-    get("model", model_name)  # an unknown name fails before any data is read
+    model = model or data.default_model
+    get("model", model)  # an unknown name fails before any data is read
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
                          weight_decay=weight_decay, seed=seed, augment=augment)
-    metrics, history = fit_dense(data, model_name, config, out, progress)
-    row = {"model": model_name, "dataset": dataset, "epochs": epochs,
+    metrics, history = fit_dense(data, model, config, out, progress)
+    row = {"model": model, "dataset": dataset, "epochs": epochs,
            "train_acc": round(metrics["train_accuracy"], 4),
            "test_acc": round(metrics["accuracy"], 4),
            "seconds": round(metrics["wall_seconds"], 1), "checkpoint": str(out)}

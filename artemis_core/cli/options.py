@@ -1,0 +1,22 @@
+"""Click options that several commands share, so that their names, types and help agree."""
+
+from __future__ import annotations
+
+import click
+
+from ..catalog import DATA_ROOT_ENV
+
+
+def data_options(function):
+    """``--model`` (default: the dataset's), ``--dataset`` (default digits), ``--data-root``."""
+    for option in reversed((
+        click.option("--model", help="Architecture (artemis plugins --kind model) "
+                                     "[default: the dataset's]."),
+        click.option("--dataset", default="digits", show_default=True,
+                     help="Dataset (artemis plugins --kind dataset)."),
+        click.option("--data-root", type=click.Path(file_okay=False),
+                     help="Directory of a dataset that reads local files, e.g. CIFAR "
+                          f"[default: ${DATA_ROOT_ENV}]."),
+    )):
+        function = option(function)
+    return function
