@@ -89,8 +89,7 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
             "model": name, "input": list(shape), "log_n": params.log_n,
             "cost_model": cost_model_name, "layers": rows, "total": totals}))
         return
-    table = [{k: v for k, v in row.items() if k != "rotation_steps"} for row in rows]
-    table.append({"name": "total", **totals})
+    table = [*rows, {"name": "total", **totals}]  # the headers leave rotation_steps out
     click.echo(render(table, fmt, headers=[*LAYER_FIELDS, *COUNT_FIELDS, "key_bytes"]))
     if fmt not in ("csv",):
         click.echo(f"\n{name}, input {'x'.join(map(str, shape))}, N=2^{params.log_n}, "
