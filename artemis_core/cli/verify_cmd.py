@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..checkpoint import load_model
 from ..errors import ArtemisError
 from ..extract import extract_specs
+from ..lists import split_list
 from ..output import format_option, render
 from ..params import HEParams
 from ..registry import get, get_registry
@@ -90,7 +91,7 @@ def _model(name: str | None, checkpoint: Path | None,
 def _chosen(specs: dict, layers: str | None) -> list[str]:
     if layers is None:
         return [name for name, spec in specs.items() if spec.kind == "conv"]
-    names = [n.strip() for n in layers.split(",") if n.strip()]
+    names = split_list(layers)
     unknown = [n for n in names if n not in specs]
     if unknown or not names:
         raise ArtemisError(f"unknown layers {unknown}; known: {', '.join(specs)}")
