@@ -25,7 +25,7 @@ from .errors import ArtemisError
 from .extract import extract_specs
 from .groups import collect_groups, latency_weighted
 from .latency import load_calibration
-from .masking import apply_masks
+from .masking import apply_masks, nonzero_masks
 from .params import HEParams, default_log_n
 from .registry import get
 from .regularizer import GroupLasso
@@ -88,8 +88,7 @@ class HESetting:
 
     def count_weights(self, model: nn.Module) -> OpCount:
         """Total ops with each layer's mask read off its weights (weight != 0)."""
-        modules = dict(model.named_modules())
-        return self.count({s.name: modules[s.name].weight.detach() != 0 for s in self.specs})
+        return self.count(nonzero_masks(model, [s.name for s in self.specs]))
 
 
 def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import torch
 
 from ..checkpoint import load_model
 from ..errors import ArtemisError
+from ..masking import nonzero_masks
 from ..output import format_option, render
 from ..pipeline import HESetting
 from ..registry import get
@@ -72,11 +73,10 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
     model, shape, name = _load(model_name, checkpoint, num_classes, input_shape)
     setting = HESetting.for_model(model, shape, cost_model_name, log_n)
     params = setting.params
-    modules = dict(model.named_modules())
+    masks = nonzero_masks(model, [s.name for s in setting.specs]) if checkpoint else {}
     rows, total = [], OpCount()
     for spec in setting.specs:
-        mask = modules[spec.name].weight.detach() != 0 if checkpoint is not None else None
-        ops = setting.cost_model.count(spec, params, mask)
+        ops = setting.cost_model.count(spec, params, masks.get(spec.name))
         total = total + ops
         counts = ops.as_dict()
         rows.append({**{f: getattr(spec, f) for f in LAYER_FIELDS},
