@@ -5,21 +5,15 @@ Plugin authors import the hook marker and the base classes from here::
     from artemis_core import hookimpl, Strategy
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from .backend import HEBackend
-from .catalog import Dataset, ModelInfo
-from .cost_model import CostModel, GroupSavings, LayerPlan
 from .errors import ArtemisError, BackendError, BudgetError, ParamsError, PluginError, SpecError
+from .he.backend import HEBackend
+from .he.cost_model import CostModel, GroupSavings, LayerPlan
+from .he.params import HEParams
+from .he.specs import ConvSpec, OpCount
 from .hookspecs import hookimpl, hookspec
-from .params import HEParams
-from .specs import ConvSpec, OpCount
-from .strategy import CostModelGroupStrategy, GroupSet, Strategy, make_group_set
-
-try:
-    __version__ = version("artemis-he")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0+unknown"
+from .learning.catalog import Dataset, ModelInfo
+from .pruning.strategy import CostModelGroupStrategy, GroupSet, Strategy, make_group_set
+from .version import __version__
 
 __all__ = [
     "ArtemisError", "BackendError", "BudgetError", "ConvSpec", "CostModel",

@@ -14,12 +14,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .backend import HEBackend
-from .catalog import Dataset, ModelInfo
-from .cost_model import CostModel
 from .errors import PluginError
-from .lists import split_list
-from .strategy import Strategy
+from .io import split_list
+from .version import __version__
 
 #: Packages whose every module is a built-in plugin, registered through the same hooks
 #: as third-party ones (a new built-in is a new module; nothing else to edit).
@@ -29,14 +26,40 @@ ENTRY_POINT_GROUP = "artemis"
 #: LLM_LOAD_PLUGINS. Built-ins always load.
 LOAD_PLUGINS_ENV = "ARTEMIS_LOAD_PLUGINS"
 
-#: plugin kind -> (hook name, required base type)
-KINDS: dict[str, tuple[str, type]] = {
-    "strategy": ("register_strategies", Strategy),
-    "cost_model": ("register_cost_models", CostModel),
-    "he_backend": ("register_he_backends", HEBackend),
-    "model": ("register_models", ModelInfo),
-    "dataset": ("register_datasets", Dataset),
+#: plugin kind -> the hook that registers it, in listing order.
+KINDS: dict[str, str] = {
+    "strategy": "register_strategies",
+    "cost_model": "register_cost_models",
+    "he_backend": "register_he_backends",
+    "model": "register_models",
+    "dataset": "register_datasets",
 }
+
+
+@dataclass(frozen=True)
+class KindType:
+    """What a kind's plugins register: subclasses of ``base``, or instances of it."""
+
+    base: type
+    instances: bool = False
+
+    def accepts(self, obj: Any) -> bool:
+        """Whether ``obj`` may be registered as this kind."""
+        if self.instances:
+            return isinstance(obj, self.base)
+        return isinstance(obj, type) and issubclass(obj, self.base)
+
+
+#: kind -> its base type, declared by the module that defines the interface (so this
+#: module, at the bottom of the package, imports none of them).
+_KIND_TYPES: dict[str, KindType] = {}
+
+
+def declare_kind(kind: str, base: type, instances: bool = False) -> None:
+    """Say which type plugins of ``kind`` register; called once by the interface module."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown plugin kind {kind!r}; known: {', '.join(KINDS)}")
+    _KIND_TYPES[kind] = KindType(base, instances)
 
 
 class PluginWarning(UserWarning):
@@ -62,12 +85,11 @@ class Registry:
 
     def add(self, kind: str, obj: Any, source: str, version: str) -> None:
         """Add ``obj`` (checked against the kind's base type) under its ``name``."""
-        base = KINDS[kind][1]
-        is_ok = isinstance(obj, base) if base is ModelInfo else (
-            isinstance(obj, type) and issubclass(obj, base)
-        )
-        if not is_ok:
-            raise TypeError(f"{kind} plugins must register {base.__name__}, got {obj!r}")
+        expected = _KIND_TYPES[kind]
+        if not expected.accepts(obj):
+            raise TypeError(
+                f"{kind} plugins must register {expected.base.__name__}, got {obj!r}"
+            )
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{obj!r} has no 'name' string")
@@ -140,8 +162,6 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, s
     Returns the manager and, per plugin name, its (source, version). A plugin that fails
     to import gives one :class:`PluginWarning` naming its distribution and the error.
     """
-    from . import __version__
-
     pm = pluggy.PluginManager("artemis")
     pm.add_hookspecs(hookspecs)
     sources: dict[str, tuple[str, str]] = {}
@@ -168,7 +188,7 @@ def build_registry(pm: pluggy.PluginManager, sources: dict[str, tuple[str, str]]
     """Call every plugin's hooks, one plugin at a time, so one that raises is reported
     (with its distribution) and skipped while the rest still register."""
     registry = Registry()
-    for kind, (hook_name, _) in KINDS.items():
+    for kind, hook_name in KINDS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             source, version = sources.get(impl.plugin_name, (impl.plugin_name, "?"))
             staged: list[Any] = []

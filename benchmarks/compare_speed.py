@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from artemis_core.compare import available_cores
-from artemis_core.results import ResultStore
+from artemis_core.experiments.compare import available_cores
+from artemis_core.experiments.results import ResultStore
 
 STRATEGIES = "positional,diagonal,hybrid,hunter,unstructured,filter"
 TARGETS = "1.5x,2x,4x,6x"

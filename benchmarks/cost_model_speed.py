@@ -21,8 +21,8 @@ from artemis_plugins.cost.gazelle import GazelleCostModel
 from artemis_plugins.cost.gazelle_layout import gazelle_layout
 
 from artemis_core import HEParams, OpCount
-from artemis_core.extract import extract_specs
-from artemis_core.zoo import build_model
+from artemis_core.he.extract import extract_specs
+from artemis_core.learning.zoo import build_model
 
 
 def naive_count(spec, params, mask: torch.Tensor) -> tuple[int, int]:

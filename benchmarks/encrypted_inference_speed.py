@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import copy
 
-from artemis_core.encrypted_eval import run_encrypted
-from artemis_core.output import render
-from artemis_core.pipeline import PruneConfig, prune_model
+from artemis_core.deploy.encrypted_eval import run_encrypted
+from artemis_core.io import render
+from artemis_core.learning.zoo import build_model
+from artemis_core.pruning.pipeline import PruneConfig, prune_model
 from artemis_core.registry import get
-from artemis_core.zoo import build_model
 
 
 def main() -> None:

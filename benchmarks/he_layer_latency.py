@@ -21,12 +21,12 @@ import time
 import torch
 from tabulate import tabulate
 
-from artemis_core.calibrate import measure_calibration
-from artemis_core.latency import OP_FIELDS, estimate_seconds
-from artemis_core.params import HEParams
+from artemis_core.he.calibrate import measure_calibration
+from artemis_core.he.latency import OP_FIELDS, estimate_seconds
+from artemis_core.he.params import HEParams
+from artemis_core.he.specs import ConvSpec, OpCount
+from artemis_core.he.verify import BACKEND, timed_execute
 from artemis_core.registry import get
-from artemis_core.specs import ConvSpec, OpCount
-from artemis_core.verify import BACKEND, timed_execute
 
 #: ResNet-20's three stage shapes on a 32x32 slot grid (gap doubles per stride-2 stage).
 RESNET20_LAYERS = (

@@ -19,11 +19,11 @@ import time
 import torch
 from torch import nn
 
-from artemis_core.groups import collect_groups
-from artemis_core.pipeline import HESetting
+from artemis_core.learning.zoo import build_model
+from artemis_core.pruning.groups import collect_groups
+from artemis_core.pruning.pipeline import HESetting
+from artemis_core.pruning.regularizer import GroupLasso
 from artemis_core.registry import get
-from artemis_core.regularizer import GroupLasso
-from artemis_core.zoo import build_model
 
 
 def main() -> None:

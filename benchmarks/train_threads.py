@@ -4,7 +4,7 @@ Trains ``digits-resnet`` on digits for a few epochs with ``torch.set_num_threads
 with torch's default thread count (all cores), optionally while ``--busy`` other
 processes spin on the CPU (as when tests or other jobs share a 2-core machine), and
 prints both times and their ratio measured in this run. This is why
-:func:`artemis_core.training.threads_for` trains inputs of up to ``SMALL_INPUT`` values
+:func:`artemis_core.learning.training.threads_for` trains inputs of up to ``SMALL_INPUT`` values
 on one thread.
 
     python benchmarks/train_threads.py [--epochs 3] [--busy 1]
@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from artemis_core import training
+from artemis_core.learning import training
+from artemis_core.learning.zoo import build_model
 from artemis_core.registry import get
-from artemis_core.zoo import build_model
 
 
 def _spin() -> None:

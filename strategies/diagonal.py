@@ -1,7 +1,7 @@
 """Artemis diagonal pruning: a channel diagonal of a packed weight block."""
 
 from artemis_core import hookimpl
-from artemis_core.strategy import CostModelGroupStrategy
+from artemis_core.pruning.strategy import CostModelGroupStrategy
 
 
 class DiagonalStrategy(CostModelGroupStrategy):

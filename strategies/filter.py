@@ -3,7 +3,7 @@
 import torch
 
 from artemis_core import ConvSpec, CostModel, GroupSet, HEParams, Strategy, hookimpl
-from artemis_core.strategy import make_group_set
+from artemis_core.pruning.strategy import make_group_set
 
 
 class FilterStrategy(Strategy):

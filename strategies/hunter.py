@@ -3,7 +3,7 @@ description: kernel taps, channel diagonals and whole weight blocks of the packe
 convolution, chosen by magnitude after ordinary (unregularized) training."""
 
 from artemis_core import hookimpl
-from artemis_core.strategy import CostModelGroupStrategy
+from artemis_core.pruning.strategy import CostModelGroupStrategy
 
 
 class HunterStrategy(CostModelGroupStrategy):

@@ -1,7 +1,7 @@
 """Artemis hybrid pruning: positional and diagonal groups compete in one budget."""
 
 from artemis_core import hookimpl
-from artemis_core.strategy import CostModelGroupStrategy
+from artemis_core.pruning.strategy import CostModelGroupStrategy
 
 
 class HybridStrategy(CostModelGroupStrategy):

@@ -1,7 +1,7 @@
 """Artemis positional pruning: a kernel tap across a block of input channels."""
 
 from artemis_core import hookimpl
-from artemis_core.strategy import CostModelGroupStrategy
+from artemis_core.pruning.strategy import CostModelGroupStrategy
 
 
 class PositionalStrategy(CostModelGroupStrategy):

@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from artemis_core.results import RunKey, RunRecord
-from artemis_core.specs import OpCount
+from artemis_core.experiments.results import RunKey, RunRecord
+from artemis_core.he.specs import OpCount
 
 DENSE_ROTATIONS = 120
 DENSE_ACCURACY = 0.95

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from artemis_core.atomic import atomic_write
+from artemis_core.io import atomic_write
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

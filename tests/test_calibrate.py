@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from artemis_core.calibrate import measure_calibration
 from artemis_core.cli import main
-from artemis_core.latency import OP_FIELDS, load_calibration
-from artemis_core.params import HEParams
+from artemis_core.he.calibrate import measure_calibration
+from artemis_core.he.latency import OP_FIELDS, load_calibration
+from artemis_core.he.params import HEParams
 
 FAST = ["--log-n", "13", "--depth", "1", "--repeats", "2"]
 

@@ -5,9 +5,9 @@ import torch
 from torch.nn.utils import prune
 
 from artemis_core import ArtemisError
-from artemis_core.checkpoint import Checkpoint, atomic_save, load, load_model, save
 from artemis_core.errors import first_line
-from artemis_core.zoo import build_model
+from artemis_core.learning.checkpoint import Checkpoint, atomic_save, load, load_model, save
+from artemis_core.learning.zoo import build_model
 
 SHAPE = (3, 8, 8)
 

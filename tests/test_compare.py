@@ -17,8 +17,8 @@ from fake_pipeline import calls, fake_prune_run, fake_train_dense
 from artemis_core import ArtemisError, BudgetError
 from artemis_core.cli import main
 from artemis_core.cli.compare_cmd import build_plan
-from artemis_core.compare import ComparePlan, run_comparison
-from artemis_core.results import ResultStore
+from artemis_core.experiments.compare import ComparePlan, run_comparison
+from artemis_core.experiments.results import ResultStore
 
 PLAN = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
                    ("2x", "4x"), (0, 1))
@@ -79,7 +79,7 @@ def test_an_interrupted_comparison_resumes_and_loses_nothing(tmp_path):
 KILLED_COMPARISON = """
 import sys
 from fake_pipeline import fake_train_dense, slow_fake_prune_run
-from artemis_core.compare import ComparePlan, run_comparison
+from artemis_core.experiments.compare import ComparePlan, run_comparison
 plan = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
                    ("2x", "4x"), (0, 1))
 run_comparison(plan, sys.argv[1], fake_train_dense, slow_fake_prune_run, progress=False)

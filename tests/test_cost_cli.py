@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from torch import nn
 
 from artemis_core import ModelInfo, hookimpl, registry
-from artemis_core.checkpoint import Checkpoint, save
 from artemis_core.cli import main
-from artemis_core.zoo import build_model
+from artemis_core.learning.checkpoint import Checkpoint, save
+from artemis_core.learning.zoo import build_model
 
 
 def invoke(*args: str):

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artemis_core import ConvSpec, HEParams, SpecError
-from artemis_core.executor import run_layer
-from artemis_core.verify import reference_output
+from artemis_core.he.executor import run_layer
+from artemis_core.he.verify import reference_output
 
 MODEL = GazelleCostModel()
 

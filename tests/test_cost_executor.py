@@ -8,8 +8,8 @@ from artemis_plugins.cost.gazelle import GazelleCostModel
 from torch import nn
 
 from artemis_core import HEParams
-from artemis_core.executor import run_model
-from artemis_core.zoo import build_model
+from artemis_core.he.executor import run_model
+from artemis_core.learning.zoo import build_model
 
 PARAMS = HEParams(10, allow_insecure=True)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from artemis_core import ConvSpec, SpecError
-from artemis_core.extract import extract_specs
+from artemis_core.he.extract import extract_specs
 
 
 class Residual(nn.Module):

@@ -9,11 +9,11 @@ import torch
 from artemis_plugins.models.he_cnn import build_he_cnn
 from torch import nn
 
+from artemis_core.deploy.he_program import compile_model, fit_params
 from artemis_core.errors import ParamsError, SpecError
-from artemis_core.he_program import compile_model, fit_params
-from artemis_core.params import HEParams
-from artemis_core.pipeline import PruneConfig, prune_model
-from artemis_core.polyact import PolyAct
+from artemis_core.he.params import HEParams
+from artemis_core.learning.polyact import PolyAct
+from artemis_core.pruning.pipeline import PruneConfig, prune_model
 from artemis_core.registry import get
 
 PARAMS = HEParams.with_depth(13, 5, allow_insecure=True)
@@ -37,7 +37,7 @@ def _zero_diagonals(model: nn.Sequential, fraction: float, seed: int) -> None:
     """Zero a random share of each layer's gazelle channel diagonals (d = 0 kept)."""
     gen = torch.Generator().manual_seed(seed)
     cost_model = get("cost_model", "gazelle")()
-    from artemis_core.extract import extract_specs
+    from artemis_core.he.extract import extract_specs
 
     modules = dict(model.named_modules())
     for spec in extract_specs(model, SHAPE):

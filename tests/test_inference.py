@@ -6,12 +6,12 @@ import pytest
 import torch
 from artemis_plugins.models.he_cnn import build_he_cnn
 
+from artemis_core.deploy.evaluator import from_bytes
+from artemis_core.deploy.he_program import compile_model
+from artemis_core.deploy.inference import Client, Server
 from artemis_core.errors import BackendError
-from artemis_core.evaluator import from_bytes
-from artemis_core.he_program import compile_model
-from artemis_core.inference import Client, Server
-from artemis_core.params import HEParams
-from artemis_core.polyact import PolyAct
+from artemis_core.he.params import HEParams
+from artemis_core.learning.polyact import PolyAct
 from artemis_core.registry import get
 
 # N = 2^13 keeps key generation fast; 128-bit security needs N = 2^14 for this depth.

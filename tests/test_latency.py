@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from artemis_core.errors import ArtemisError, CalibrationError
-from artemis_core.latency import (
+from artemis_core.he.latency import (
     OP_FIELDS,
     Calibration,
     estimate_seconds,
@@ -18,7 +18,7 @@ from artemis_core.latency import (
     save_calibration,
     user_calibration_path,
 )
-from artemis_core.specs import OpCount
+from artemis_core.he.specs import OpCount
 
 
 def _calibration(**changes) -> Calibration:

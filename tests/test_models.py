@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from artemis_core.learning.zoo import build_model
 from artemis_core.registry import get, get_registry
-from artemis_core.zoo import build_model
 
 MODELS = ["digits-resnet", "resnet20", "resnet32", "resnet56", "resnet18", "small-cnn"]
 

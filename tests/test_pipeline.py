@@ -8,9 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from artemis_core import ArtemisError, BudgetError, checkpoint
+from artemis_core import ArtemisError, BudgetError
 from artemis_core.cli import main
-from artemis_core.pipeline import HESetting, PruneConfig, prune_run, train_dense
+from artemis_core.learning import checkpoint
+from artemis_core.pruning.pipeline import HESetting, PruneConfig, prune_run, train_dense
 
 FAST = PruneConfig(reg_epochs=2, finetune_epochs=2)
 
@@ -53,7 +54,7 @@ def test_an_interrupted_prune_run_resumes_to_the_same_result(dense, tmp_path, mo
                          progress=False, config=FAST)
     assert not list(tmp_path.glob("*.state"))  # state files are gone after a run
 
-    import artemis_core.pipeline as pipeline
+    import artemis_core.pruning.pipeline as pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -64,7 +65,7 @@ def test_an_interrupted_prune_run_resumes_to_the_same_result(dense, tmp_path, mo
             prune_run("diagonal", "1.5x", path, seed=0, out=tmp_path / "b.pt",
                       progress=False, config=FAST)
     assert len(list(tmp_path.glob("b.pt.*.state"))) == 2
-    import artemis_core.training as training
+    import artemis_core.learning.training as training
 
     epochs_run = []
     real_epoch = training._epoch

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from artemis_core.errors import BackendError, ParamsError
-from artemis_core.executor import run_layer
-from artemis_core.params import HEParams
+from artemis_core.he.executor import run_layer
+from artemis_core.he.params import HEParams
+from artemis_core.he.specs import ConvSpec, OpCount
 from artemis_core.registry import PluginWarning, build_plugin_manager, build_registry, get
-from artemis_core.specs import ConvSpec, OpCount
 
 PARAMS = HEParams.with_depth(13, 1)  # [60, 40, 60]: one rescale, fast
 STEPS = (1, 2, -5)

@@ -8,12 +8,12 @@ from torch import nn
 from torch.nn.utils import prune
 
 from artemis_core import HEParams, OpCount
-from artemis_core.extract import extract_specs
-from artemis_core.groups import collect_groups, latency_weighted
-from artemis_core.latency import estimate_seconds, load_calibration
-from artemis_core.masking import apply_masks, current_masks
+from artemis_core.he.extract import extract_specs
+from artemis_core.he.latency import estimate_seconds, load_calibration
+from artemis_core.pruning.groups import collect_groups, latency_weighted
+from artemis_core.pruning.masking import apply_masks, current_masks
+from artemis_core.pruning.regularizer import GroupLasso
 from artemis_core.registry import get
-from artemis_core.regularizer import GroupLasso
 
 PARAMS = HEParams(log_n=12, coeff_modulus_bits=(36, 30, 36), scale_bits=30)
 INPUT = (3, 8, 8)

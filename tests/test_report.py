@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from artemis_core import ArtemisError
 from artemis_core.cli import main
-from artemis_core.output import formats
-from artemis_core.pareto import pareto_by_group, pareto_mask
-from artemis_core.plot import plot_comparison
-from artemis_core.report import build_table, render_table
-from artemis_core.results import STATUS_FAILED, ResultStore, RunRecord
+from artemis_core.experiments.pareto import pareto_by_group, pareto_mask
+from artemis_core.experiments.plot import plot_comparison
+from artemis_core.experiments.report import build_table, render_table
+from artemis_core.experiments.results import STATUS_FAILED, ResultStore, RunRecord
+from artemis_core.io import formats
 
 STRATEGIES = ("diagonal", "positional")
 TARGETS = ("1.5x", "2x", "4x")

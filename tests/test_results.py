@@ -11,7 +11,7 @@ import torch
 from fake_pipeline import fake_record
 
 from artemis_core import ArtemisError
-from artemis_core.results import (
+from artemis_core.experiments.results import (
     SCHEMA_VERSION,
     ResultError,
     ResultStore,
@@ -19,8 +19,8 @@ from artemis_core.results import (
     canonical_target,
     read_record,
     target_sort_key,
-    write_json_atomic,
 )
+from artemis_core.io import write_json_atomic
 
 
 @pytest.mark.parametrize(("text", "canonical"), [

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from artemis_core import BudgetError, HEParams, OpCount
-from artemis_core.budget import parse_target, select
-from artemis_core.extract import extract_specs
-from artemis_core.groups import collect_groups
+from artemis_core.he.extract import extract_specs
+from artemis_core.pruning.budget import parse_target, select
+from artemis_core.pruning.groups import collect_groups
 from artemis_core.registry import get
 
 BUILTIN_STRATEGIES = ["positional", "diagonal", "hybrid", "hunter", "unstructured", "filter"]

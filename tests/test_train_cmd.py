@@ -7,10 +7,10 @@ import torch
 from click.testing import CliRunner
 from fake_cifar import write_cifar10
 
-from artemis_core.checkpoint import load_model
 from artemis_core.cli import main
+from artemis_core.learning.checkpoint import load_model
+from artemis_core.learning.training import evaluate
 from artemis_core.registry import get
-from artemis_core.training import evaluate
 
 
 def _train(*args):

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from artemis_core import ArtemisError
+from artemis_core.learning.training import EpochRecord, TrainConfig, crop_flip, evaluate, train
+from artemis_core.learning.zoo import build_model
 from artemis_core.registry import get
-from artemis_core.training import EpochRecord, TrainConfig, crop_flip, evaluate, train
-from artemis_core.zoo import build_model
 
 QUICK = TrainConfig(epochs=3, lr=0.05, batch_size=64, seed=0)
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from artemis_core import checkpoint
 from artemis_core.cli import main
-from artemis_core.extract import extract_specs
-from artemis_core.params import HEParams
+from artemis_core.he.extract import extract_specs
+from artemis_core.he.params import HEParams
+from artemis_core.he.specs import ConvSpec, OpCount
+from artemis_core.he.verify import LayerCheck, check_layer
+from artemis_core.learning import checkpoint
+from artemis_core.learning.zoo import build_model
 from artemis_core.registry import get
-from artemis_core.specs import ConvSpec, OpCount
-from artemis_core.verify import LayerCheck, check_layer
-from artemis_core.zoo import build_model
 
 PARAMS = HEParams.with_depth(13, 1)
 GAZELLE = get("cost_model", "gazelle")()

@@ -6,8 +6,8 @@ import importlib
 
 import click
 
-from .. import __version__
 from ..errors import ArtemisError
+from ..version import __version__
 
 
 class ArtemisGroup(click.Group):

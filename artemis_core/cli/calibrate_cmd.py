@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..calibrate import measure_calibration
-from ..latency import OP_FIELDS, save_calibration, user_calibration_path
-from ..output import format_option, render
-from ..params import HEParams
+from ..he.calibrate import measure_calibration
+from ..he.latency import OP_FIELDS, save_calibration, user_calibration_path
+from ..he.params import HEParams
+from ..io import render
+from .options import format_option
 
 
 @click.command(epilog="""\b

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..compare import ComparePlan, run_comparison
 from ..errors import ArtemisError
-from ..latency import Calibration
-from ..lists import split_list
+from ..experiments.compare import ComparePlan, run_comparison
+from ..experiments.results import ResultStore, canonical_target
+from ..he.latency import Calibration
+from ..io import split_list
 from ..registry import get, get_registry
-from ..results import ResultStore, canonical_target
 from .options import data_options
 from .report_cmd import output_options, show_results
 
@@ -76,7 +76,7 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
     The dense model is trained once per seed and reused; every run is stored as its own
     JSON file in --out, and the table ends the output (`artemis report OUT` shows it again).
     """
-    from ..pipeline import prune_run, train_dense  # torch-heavy: import when running
+    from ..pruning.pipeline import prune_run, train_dense  # torch-heavy: import when running
 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
                       data_root)

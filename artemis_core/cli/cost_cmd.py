@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 import torch
 
-from ..checkpoint import load_model
 from ..errors import ArtemisError
-from ..masking import nonzero_masks
-from ..output import format_option, render
-from ..pipeline import HESetting
+from ..he.specs import OpCount
+from ..io import render
+from ..learning.checkpoint import load_model
+from ..learning.zoo import build_model
+from ..pruning.masking import nonzero_masks
+from ..pruning.pipeline import HESetting
 from ..registry import get
-from ..specs import OpCount
-from ..zoo import build_model
+from .options import format_option
 
 LAYER_FIELDS = ("name", "kind", "c_in", "c_out", "kernel", "stride", "height", "width", "gap")
 COUNT_FIELDS = ("rotations", "input_rotations", "output_rotations", "other_rotations", "pmult",

@@ -11,16 +11,17 @@ import click
 from artemis_plugins.backends.pyfhel import PyfhelBackend
 from torch import nn
 
-from ..budget import parse_target
-from ..checkpoint import load_model
-from ..cost_model import CostModel
-from ..encrypted_eval import MB, EncryptedRun, run_encrypted
+from ..deploy.encrypted_eval import MB, EncryptedRun, run_encrypted
+from ..deploy.he_program import fit_params
 from ..errors import ArtemisError
-from ..he_program import fit_params
-from ..output import format_option, render
-from ..pipeline import PruneConfig, prune_run, train_dense
+from ..he.cost_model import CostModel
+from ..io import render
+from ..learning.checkpoint import load_model
+from ..learning.zoo import build_model
+from ..pruning.budget import parse_target
+from ..pruning.pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
-from ..zoo import build_model
+from .options import format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
            "s_per_image", "cpu_s_per_image", "speedup", "cpu_speedup", "rotations",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..catalog import DATA_ROOT_ENV
+from ..io import formats
+from ..learning.catalog import DATA_ROOT_ENV
 
 
 def data_options(function):
@@ -20,3 +21,11 @@ def data_options(function):
     )):
         function = option(function)
     return function
+
+
+def format_option(default: str = "simple"):
+    """The shared ``--format`` click option."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(formats()), default=default, show_default=True,
+        help="Output format: any tabulate format, or json / csv.",
+    )

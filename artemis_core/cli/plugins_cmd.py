@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..output import format_option, render
+from ..io import render
 from ..registry import KINDS, get_registry
+from .options import format_option
 
 
 @click.command(epilog="""\b

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..budget import parse_target
-from ..output import format_option, render
-from ..pipeline import GROUP_COSTS, PruneConfig, prune_run, train_dense
+from ..io import render
+from ..pruning.budget import parse_target
+from ..pruning.pipeline import GROUP_COSTS, PruneConfig, prune_run, train_dense
 from ..registry import get
-from .options import data_options
+from .options import data_options, format_option
 
 SUMMARY = ("strategy", "target", "accuracy", "dense_accuracy", "dense_rotations", "rotations",
            "rotation_reduction", "pmult", "keys", "key_memory_mb", "sparsity", "wall_seconds")

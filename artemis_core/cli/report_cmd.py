@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from ..errors import ArtemisError
-from ..latency import Calibration, estimate_seconds, load_calibration
-from ..lists import split_list
-from ..output import format_option
-from ..plot import check_plot_path, plot_comparison
-from ..report import DEFAULT_GROUP_BY, build_table, render_table
-from ..results import ResultStore, RunRecord
+from ..experiments.plot import check_plot_path, plot_comparison
+from ..experiments.report import DEFAULT_GROUP_BY, build_table, render_table
+from ..experiments.results import ResultStore, RunRecord
+from ..he.latency import Calibration, estimate_seconds, load_calibration
+from ..io import split_list
+from .options import format_option
 
 
 def output_options(function):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..output import format_option, render
-from ..training import TrainConfig
-from .options import data_options
+from ..io import render
+from ..learning.training import TrainConfig
+from .options import data_options, format_option
 
 COLUMNS = ("model", "dataset", "epochs", "train_acc", "test_acc", "seconds", "checkpoint")
 
@@ -49,7 +49,7 @@ def train(model: str | None, dataset: str, data_root: str | None, epochs: int, l
     again after an interruption continues from the last finished epoch (with the same
     result); the state file is removed once the checkpoint is written.
     """
-    from ..pipeline import fit_dense
+    from ..pruning.pipeline import fit_dense
     from ..registry import get
 
     data = get("dataset", dataset)(data_root)

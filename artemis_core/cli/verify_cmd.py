@@ -9,15 +9,15 @@ import click
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import load_model
 from ..errors import ArtemisError
-from ..extract import extract_specs
-from ..lists import split_list
-from ..output import format_option, render
-from ..params import HEParams
+from ..he.extract import extract_specs
+from ..he.params import HEParams
+from ..he.verify import check_layer, layer_inputs
+from ..io import render, split_list
+from ..learning.checkpoint import load_model
+from ..learning.zoo import build_model
 from ..registry import get, get_registry
-from ..verify import check_layer, layer_inputs
-from ..zoo import build_model
+from .options import format_option
 
 COLUMNS = ("layer", "max_abs_error", "rotations", "pmult", "counts_match", "dense_s",
            "pruned_s", "speedup", "keys", "key_MB")

@@ -20,9 +20,9 @@ import numpy as np
 from Pyfhel import PyCtxt, Pyfhel, PyPtxt
 
 from artemis_core import hookimpl
-from artemis_core.backend import HEBackend, canonical_step
 from artemis_core.errors import BackendError, ParamsError
-from artemis_core.params import HEParams
+from artemis_core.he.backend import HEBackend, canonical_step
+from artemis_core.he.params import HEParams
 
 #: Relative scale difference SEAL still accepts as "the same scale" (it compares
 #: doubles to within a few ulps); anything larger is a mismatch we report ourselves.

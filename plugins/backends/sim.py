@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from artemis_core import hookimpl
-from artemis_core.backend import HEBackend
 from artemis_core.errors import BackendError
-from artemis_core.params import HEParams
+from artemis_core.he.backend import HEBackend
+from artemis_core.he.params import HEParams
 
 
 @dataclass(frozen=True)

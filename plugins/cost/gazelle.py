@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from artemis_core import hookimpl
-from artemis_core.backend import HEBackend
-from artemis_core.cost_model import CostModel, GroupSavings, LayerPlan
 from artemis_core.errors import SpecError
-from artemis_core.params import HEParams
-from artemis_core.specs import ConvSpec, OpCount
+from artemis_core.he.backend import HEBackend
+from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan
+from artemis_core.he.params import HEParams
+from artemis_core.he.specs import ConvSpec, OpCount
 
 from .gazelle_layout import GazelleLayout, gazelle_layout
 

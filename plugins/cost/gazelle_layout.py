@@ -14,10 +14,10 @@ from functools import cached_property, lru_cache
 import numpy as np
 import torch
 
-from artemis_core.backend import canonical_step
 from artemis_core.errors import SpecError
-from artemis_core.params import HEParams
-from artemis_core.specs import ConvSpec
+from artemis_core.he.backend import canonical_step
+from artemis_core.he.params import HEParams
+from artemis_core.he.specs import ConvSpec
 
 
 def next_pow2(n: int) -> int:

@@ -2,7 +2,7 @@
 
 Only layers with an exact leveled-HE form: "same"-padded convolutions (groups=1,
 stride 1 or 2), batch norm (folded into its convolution for HE), the degree-2
-:class:`~artemis_core.polyact.PolyAct` activation, a global average pool and a linear
+:class:`~artemis_core.learning.polyact.PolyAct` activation, a global average pool and a linear
 classifier. Batch norm keeps the polynomial network trainable at the shared training
 loop's learning rate (without it, x² activations diverge at lr 0.1). Depth: five
 rescales (conv, act, conv, act, pool+linear), so N = 2^14 with a [60, 40×5, 60]-bit
@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from artemis_core import ModelInfo, hookimpl
-from artemis_core.polyact import PolyAct
+from artemis_core.learning.polyact import PolyAct
 
 
 def build_he_cnn(num_classes: int, input_shape: tuple[int, int, int],

@@ -1,0 +1,2 @@
+"""Encrypted deployment: the HE program compiler, evaluation keys, client and server,
+and encrypted evaluation of a whole model."""

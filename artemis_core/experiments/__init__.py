@@ -1,0 +1,2 @@
+"""Experiments: comparisons of strategies, the result store, reports, Pareto fronts and
+plots."""

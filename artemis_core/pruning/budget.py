@@ -1,0 +1,170 @@
+"""Global selection of groups to prune until a rotation target is met."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import BudgetError
+from ..he.cost_model import CostModel
+from ..he.params import HEParams
+from ..he.specs import ConvSpec, OpCount
+from .groups import LayerGroups
+from .strategy import Strategy, scatter_slots
+
+DEFAULT_MAX_SPARSITY = 0.95
+
+
+@dataclass(frozen=True)
+class Target:
+    """A rotation reduction factor (``"4x"``) or an absolute rotation count (``"120"``)."""
+
+    text: str
+    factor: float | None = None
+    rotations: int | None = None
+
+    def rotations_for(self, dense_rotations: int) -> int:
+        """The largest rotation count that meets this target."""
+        if self.rotations is not None:
+            return self.rotations
+        return int(dense_rotations / self.factor)
+
+
+def parse_target(text: str) -> Target:
+    """``"4x"``/``"1.5x"`` (reduction factor ≥ 1) or ``"120"`` (rotation count ≥ 0)."""
+    cleaned = str(text).strip().lower()
+    if match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*[x×]", cleaned):
+        factor = float(match.group(1))
+        if factor >= 1:
+            return Target(cleaned, factor=factor)
+    elif cleaned.isdigit():
+        return Target(cleaned, rotations=int(cleaned))
+    raise BudgetError(
+        f"target {text!r} not understood; use a reduction factor like 4x or 1.5x (>= 1), "
+        "or a rotation count like 120"
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen masks and what they cost."""
+
+    masks: dict[str, torch.Tensor]
+    ops: OpCount
+    dense_ops: OpCount
+    sparsity: float
+    groups_pruned: int
+
+
+class _Candidates:
+    """All admissible groups of a model in selection order, and masks for any prefix.
+
+    A group is admissible when it saves a rotation (rotation-aware strategies) and fits
+    under the per-layer cap on its own; a layer *saturates* at the first group that would
+    push it past ``max_sparsity`` of its weights, and none of its later groups are taken.
+    That keeps every layer alive and the prefix order monotone.
+    """
+
+    def __init__(self, layers: list[LayerGroups], strategy: Strategy,
+                 max_sparsity: float) -> None:
+        keys, owners, rows = [], [], []
+        for layer_id, lg in enumerate(layers):
+            numel = lg.module.weight.numel()
+            importance = strategy.importance(lg.module.weight.detach(), lg.groups).float()
+            rotations = torch.as_tensor(lg.groups.rotations).float()
+            usable = lg.groups.sizes <= max_sparsity * numel
+            if strategy.rotation_aware:
+                usable &= rotations > 0
+            rows_l = torch.nonzero(usable).squeeze(1)
+            key = importance[rows_l]
+            keys.append(key / rotations[rows_l] if strategy.rotation_aware else key)
+            owners.append(torch.full_like(rows_l, layer_id))
+            rows.append(rows_l)
+        order = torch.argsort(torch.cat(keys), stable=True)
+        owner, row = torch.cat(owners)[order], torch.cat(rows)[order]
+        admitted = torch.ones(len(row), dtype=torch.bool)
+        for layer_id, lg in enumerate(layers):
+            admitted &= (owner != layer_id) | self._unsaturated(lg, row, owner == layer_id,
+                                                                max_sparsity)
+        self.layers = layers
+        self.owner, self.row = owner[admitted], row[admitted]
+        self.total_weights = sum(lg.module.weight.numel() for lg in layers)
+
+    @staticmethod
+    def _unsaturated(lg: LayerGroups, row: torch.Tensor, mine: torch.Tensor,
+                     max_sparsity: float) -> torch.Tensor:
+        """Bool over all ranks: this layer's group at that rank comes before saturation."""
+        numel = lg.module.weight.numel()
+        ranks = torch.nonzero(mine).squeeze(1)
+        index = lg.groups.index[row[ranks]]
+        slots = scatter_slots(index, numel)
+        first = torch.full((numel + 1,), len(row), dtype=torch.long)  # rank a weight is zeroed
+        first.scatter_reduce_(0, slots, ranks.repeat_interleave(index.shape[1]), "amin")
+        zeroed = torch.sort(first[:numel]).values
+        cap = int(max_sparsity * numel)
+        limit = int(zeroed[cap]) if cap < numel else len(row)
+        return torch.arange(len(row)) < limit
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def masks(self, k: int) -> dict[str, torch.Tensor]:
+        """Masks with the first ``k`` candidate groups zeroed."""
+        masks = {}
+        for layer_id, lg in enumerate(self.layers):
+            weight = lg.module.weight
+            chosen = self.row[:k][self.owner[:k] == layer_id]
+            flat = torch.ones(weight.numel() + 1)
+            flat[scatter_slots(lg.groups.index[chosen], weight.numel())] = 0
+            masks[lg.spec.name] = flat[:-1].view_as(weight)
+        return masks
+
+    def sparsity(self, masks: dict[str, torch.Tensor]) -> float:
+        """Fraction of the prunable weights that ``masks`` zero."""
+        zeros = sum(int((m == 0).sum()) for m in masks.values())
+        return zeros / max(self.total_weights, 1)
+
+
+def _first_true(lo: int, hi: int, predicate: Callable[[int], bool]) -> int:
+    """Smallest k in [lo, hi] with predicate(k) (predicate monotone; hi if none)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if predicate(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def select(
+    layers: list[LayerGroups], strategy: Strategy, specs: list[ConvSpec], params: HEParams,
+    cost_model: CostModel, target: Target, max_sparsity: float = DEFAULT_MAX_SPARSITY,
+) -> Selection:
+    """Prune the cheapest groups first (importance per rotation saved, or importance for
+    plaintext baselines) until the model's true rotation count, re-read from the cost
+    model, meets ``target``; no layer loses more than ``max_sparsity`` of its weights."""
+    if not layers:
+        raise BudgetError(f"strategy {strategy.name!r} has no prunable groups in this model")
+    candidates = _Candidates(layers, strategy, max_sparsity)
+
+    def count(masks: dict[str, torch.Tensor]) -> OpCount:
+        return sum((cost_model.count(s, params, masks.get(s.name)) for s in specs), OpCount())
+
+    dense = count({})
+    goal = target.rotations_for(dense.rotations)
+    limit = len(candidates)
+    best = count(candidates.masks(limit))
+    if best.rotations > goal:
+        raise BudgetError(
+            f"strategy {strategy.name!r} cannot reach target {target.text} ({goal} rotations, "
+            f"dense {dense.rotations}): the best it reaches is {best.rotations} rotations "
+            f"({dense.rotations / max(best.rotations, 1):.2f}x) with at most "
+            f"{max_sparsity:.0%} of each layer's weights pruned"
+        )
+    # Pruning more groups never adds operations, so the search over prefixes is monotone.
+    k = _first_true(0, limit, lambda k: count(candidates.masks(k)).rotations <= goal)
+    chosen = candidates.masks(k)
+    return Selection(chosen, count(chosen), dense, candidates.sparsity(chosen), k)

@@ -1,0 +1,218 @@
+"""The pruning pipeline shared by every strategy.
+
+dense training (or a given checkpoint) → regularized training with the cost-weighted
+group Lasso (strategies with ``regularized = True``) → global selection of groups until
+the rotation target is met → masks through ``torch.nn.utils.prune`` → fine-tuning with the
+masks fixed. Each step is resumable: dense and pruned checkpoints are written atomically,
+and training resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from ..errors import ArtemisError
+from ..he.cost_model import CostModel
+from ..he.extract import extract_specs
+from ..he.latency import load_calibration
+from ..he.params import HEParams, default_log_n
+from ..he.specs import ConvSpec, OpCount
+from ..learning import checkpoint as ckpt
+from ..learning.catalog import Dataset
+from ..learning.training import EpochRecord, TrainConfig, evaluate, train
+from ..learning.zoo import build_model
+from ..registry import get
+from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
+from .groups import collect_groups, latency_weighted
+from .masking import apply_masks, nonzero_masks
+from .regularizer import GroupLasso
+
+GROUP_COSTS = ("rotations", "latency")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
+
+    lam: float = 2.0
+    reg_epochs: int = 10
+    finetune_epochs: int = 10
+    lr: float = 0.05
+    batch_size: int = 64
+    max_sparsity: float = DEFAULT_MAX_SPARSITY
+    cost_model: str = "gazelle"
+    log_n: int | None = None
+    #: c_g in the penalty: "rotations" the group saves, or its estimated "latency"
+    #: (rotations and PMults at the calibrated per-op latencies, see artemis calibrate).
+    group_cost: str = "rotations"
+
+    def __post_init__(self) -> None:
+        if self.group_cost not in GROUP_COSTS:
+            raise ArtemisError(
+                f"group_cost={self.group_cost!r}; allowed: {', '.join(GROUP_COSTS)}")
+        if self.lam < 0:
+            raise ArtemisError(f"lam={self.lam} must be non-negative")
+        if not 0 < self.max_sparsity <= 1:
+            raise ArtemisError(f"max_sparsity={self.max_sparsity} must be in (0, 1]")
+        for name in ("reg_epochs", "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise ArtemisError(f"{name}={getattr(self, name)} must be non-negative")
+
+
+@dataclass(frozen=True)
+class HESetting:
+    """The layers, parameters and cost model a model is counted under."""
+
+    specs: list[ConvSpec]
+    params: HEParams
+    cost_model: CostModel
+
+    @classmethod
+    def for_model(cls, model: nn.Module, input_shape: tuple[int, int, int],
+                  cost_model: str = "gazelle", log_n: int | None = None) -> HESetting:
+        """Extract the specs; default N from the input size (:func:`default_log_n`)."""
+        params = HEParams(log_n if log_n is not None else default_log_n(input_shape))
+        return cls(extract_specs(model, input_shape), params, get("cost_model", cost_model)())
+
+    def count(self, masks: dict[str, Any] | None = None) -> OpCount:
+        """Total ops of the model under ``masks`` (missing layers are dense)."""
+        masks = masks or {}
+        return sum((self.cost_model.count(s, self.params, masks.get(s.name))
+                    for s in self.specs), OpCount())
+
+    def count_weights(self, model: nn.Module) -> OpCount:
+        """Total ops with each layer's mask read off its weights (weight != 0)."""
+        return self.count(nonzero_masks(model, [s.name for s in self.specs]))
+
+
+def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]:
+    """The HE columns every result reports."""
+    return {
+        "rotations": ops.rotations,
+        "dense_rotations": dense.rotations,
+        "rotation_reduction": dense.rotations / max(ops.rotations, 1),
+        "pmult": ops.pmult,
+        "adds": ops.adds,
+        "rescales": ops.rescales,
+        "keys": ops.keys,
+        "key_bytes": ops.keys * params.rotation_key_bytes,
+        "log_n": params.log_n,
+        "ops": ops.as_dict(),
+    }
+
+
+def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
+              progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
+    """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
+    metrics (accuracies and HE op counts) and the training history. Training state is
+    kept in ``OUT.state`` after every epoch, so an interrupted run resumes."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    net = build_model(model_name, data.num_classes, data.input_shape, seed=config.seed)
+    state = out.with_name(out.name + ".state")
+    train_set = data.load("train")
+    history = train(net, train_set, config, progress=progress, checkpoint_path=state)
+    setting = HESetting.for_model(net, data.input_shape)
+    dense_ops = setting.count()
+    metrics = {
+        "model": model_name, "dataset": data.name, "seed": config.seed,
+        "accuracy": evaluate(net, data.load("test")),
+        "train_accuracy": evaluate(net, train_set),
+        "wall_seconds": sum(r.seconds for r in history),
+        "config": asdict(config),
+        **he_metrics(dense_ops, dense_ops, setting.params),
+    }
+    ckpt.save(ckpt.Checkpoint.from_model(
+        net, model=model_name, dataset=data.name, num_classes=data.num_classes,
+        input_shape=data.input_shape, strategy="dense", metrics=metrics), out)
+    state.unlink(missing_ok=True)
+    return metrics, history
+
+
+def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
+                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """The dense checkpoint at ``out``: trained with default settings, or reused when a
+    previous run already wrote it. Returns its metrics."""
+    if Path(out).exists():
+        return ckpt.load(out).metrics
+    data = get("dataset", dataset)(data_root)
+    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
+    return fit_dense(data, model or data.default_model, config, out, progress)[0]
+
+
+def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set: TensorDataset,
+                strategy: str,
+                target: str, seed: int, config: PruneConfig, progress: bool = True,
+                state: Path | None = None) -> tuple[Selection, HESetting]:
+    """Regularize (if the strategy asks; resumable from ``state``), select groups to meet
+    ``target`` and install the masks on ``net`` in place. Fine-tuning is left to the
+    caller."""
+    parsed = parse_target(target)
+    chosen = get("strategy", strategy)()
+    setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
+    layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
+    if chosen.regularized and config.reg_epochs and config.lam:
+        weighted = layers if config.group_cost == "rotations" else latency_weighted(
+            layers, load_calibration())
+        lasso = GroupLasso(weighted, config.lam)
+        train(net, train_set, _phase(config, config.reg_epochs, seed),
+              after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
+    selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
+                       parsed, config.max_sparsity)
+    apply_masks(net, selection.masks)
+    return selection, setting
+
+
+def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed)
+
+
+def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
+              epochs: int | None = None, out: Path | None = None, progress: bool = True,
+              config: PruneConfig | None = None, data_root: str | None = None,
+              ) -> dict[str, Any]:
+    """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
+    count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
+    ``epochs`` overrides both the regularized and the fine-tuning epochs. With ``out``,
+    both training phases keep their state beside it, so a rerun after an interruption
+    resumes where it stopped."""
+    config = config or PruneConfig()
+    if epochs is not None:
+        config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
+    start = time.perf_counter()
+    net, dense = ckpt.load_model(dense_checkpoint)
+    data = get("dataset", dense.dataset)(data_root)
+    train_set, test_set = data.load("train"), data.load("test")
+    states = [None, None] if out is None else [
+        Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
+    selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
+                                     config, progress, states[0])
+    if config.finetune_epochs:
+        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress,
+              checkpoint_path=states[1])
+    ops = setting.count_weights(net)
+    accuracy = evaluate(net, test_set)
+    dense_accuracy = dense.metrics.get("accuracy")
+    metrics = {
+        "model": dense.model, "dataset": dense.dataset, "strategy": strategy,
+        "target": target, "seed": seed, "accuracy": accuracy,
+        "dense_accuracy": dense_accuracy,
+        "delta_accuracy": None if dense_accuracy is None else accuracy - dense_accuracy,
+        "sparsity": selection.sparsity, "groups_pruned": selection.groups_pruned,
+        "wall_seconds": time.perf_counter() - start,
+        **he_metrics(ops, selection.dense_ops, setting.params),
+    }
+    if out is not None:
+        ckpt.save(ckpt.Checkpoint.from_model(
+            net, model=dense.model, dataset=dense.dataset, num_classes=dense.num_classes,
+            input_shape=dense.input_shape, strategy=strategy, target=target,
+            metrics=metrics), out)
+        for state in states:
+            state.unlink(missing_ok=True)
+    return metrics
