@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from artemis_core.experiments.compare import available_cores
+from artemis_core.experiments.executors import available_cores
 from artemis_core.experiments.results import ResultStore
 
 STRATEGIES = "positional,diagonal,hybrid,hunter,unstructured,filter"

@@ -1,9 +1,9 @@
 """Small deterministic stand-ins for the pipeline's ``train_dense`` / ``prune_run``, used
 to test the harness's scheduling, storing and reporting without training anything.
 
-Top-level functions, so ``--jobs N`` worker processes (spawn) can unpickle them. Every
-call appends one line to ``calls.log`` in the comparison's directory, so tests can count
-what ran, across processes.
+Top-level functions, so ``--jobs N`` worker processes (spawn) and Ray workers can unpickle
+them. Every call appends one line to ``calls.log`` in its ``data_root`` (the tests pass
+the comparison's directory), so tests can count what ran, across processes.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ DENSE_ACCURACY = 0.95
 SLOPE = {"diagonal": 0.004, "hybrid": 0.006, "positional": 0.01, "random": 0.03}
 
 
-def _log(root: Path, line: str) -> None:
-    with open(root / "calls.log", "a", encoding="utf-8") as handle:
+def _log(root: str | None, line: str) -> None:
+    if root is None:
+        raise ValueError("the fake pipeline logs to data_root: give one")
+    with open(Path(root) / "calls.log", "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
 
 
@@ -62,7 +64,7 @@ def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"{model} {dataset} {seed}")
-    _log(out.parent.parent, f"dense {seed} pid={os.getpid()}")
+    _log(data_root, f"dense {seed} pid={os.getpid()}")
     return {"accuracy": DENSE_ACCURACY, "rotations": DENSE_ROTATIONS}
 
 
@@ -72,7 +74,7 @@ def fake_prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=No
     dense_checkpoint = Path(dense_checkpoint)
     if not dense_checkpoint.exists():
         raise FileNotFoundError(dense_checkpoint)
-    _log(dense_checkpoint.parent.parent, f"run {strategy} {target} {seed} pid={os.getpid()}")
+    _log(data_root, f"run {strategy} {target} {seed} pid={os.getpid()}")
     return fake_metrics(strategy, target, seed)
 
 

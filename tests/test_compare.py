@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -25,6 +26,8 @@ PLAN = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"
 
 
 def _run(root, prune=fake_prune_run, plan=PLAN, **kwargs):
+    Path(root).mkdir(parents=True, exist_ok=True)
+    plan = dataclasses.replace(plan, data_root=str(root))  # where the fakes log their calls
     return run_comparison(plan, root, fake_train_dense, prune, progress=False, **kwargs)
 
 
@@ -81,7 +84,7 @@ import sys
 from fake_pipeline import fake_train_dense, slow_fake_prune_run
 from artemis_core.experiments.compare import ComparePlan, run_comparison
 plan = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
-                   ("2x", "4x"), (0, 1))
+                   ("2x", "4x"), (0, 1), data_root=sys.argv[1])
 run_comparison(plan, sys.argv[1], fake_train_dense, slow_fake_prune_run, progress=False)
 """
 
@@ -104,12 +107,13 @@ def test_a_killed_comparison_resumes_with_every_run_stored_once(tmp_path):
     assert sorted(r.key for r in loaded.records) == sorted(PLAN.keys())
 
 
-def test_a_dense_seed_whose_runs_are_all_stored_is_not_retrained(tmp_path):
+def test_a_stored_dense_model_is_shared_on_resume_not_retrained(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, prune=_InterruptAfter(6))  # seed 0's six runs are done
-    _run(tmp_path)
+    assert (tmp_path / "dense").is_dir()
+    assert _run(tmp_path).ran == 6
     dense = [c.split(" pid")[0] for c in calls(tmp_path) if c.startswith("dense")]
-    assert dense == ["dense 0", "dense 1", "dense 1"]
+    assert dense == ["dense 0", "dense 1"]
 
 
 def _budget_fails_for_hybrid(strategy, target, *args, **kwargs):
@@ -132,11 +136,16 @@ def _crashes_for_positional(strategy, *args, **kwargs):
     return fake_prune_run(strategy, *args, **kwargs)
 
 
-def test_a_crashing_run_is_reported_the_others_finish_and_a_rerun_retries_it(tmp_path):
+def test_a_crashing_run_is_stored_with_its_reason_the_others_finish_and_a_rerun_retries_it(
+        tmp_path):
     outcome = _run(tmp_path, prune=_crashes_for_positional)
     assert len(outcome.errors) == 4 and "bug in a plugin" in outcome.errors[0]
-    assert len(outcome.records) == 8
-    assert _run(tmp_path).ran == 4
+    assert outcome.ran == 8 and len(outcome.records) == 12
+    crashed = [r for r in ResultStore(tmp_path).load().records if not r.ok]
+    assert {r.key.strategy for r in crashed} == {"positional"} and len(crashed) == 4
+    assert {(r.status, r.error) for r in crashed} == {("error", "RuntimeError: bug in a plugin")}
+    again = _run(tmp_path)
+    assert again.ran == 4 and again.reused == 8 and not again.errors
 
 
 def test_a_corrupt_run_file_is_run_again(tmp_path, capsys):

@@ -8,6 +8,7 @@ import click
 
 from ..errors import ArtemisError
 from ..experiments.compare import ComparePlan, run_comparison
+from ..experiments.executors import EXECUTORS, make_executor
 from ..experiments.results import ResultStore, canonical_target
 from ..he.latency import Calibration
 from ..io import split_list
@@ -49,6 +50,8 @@ def build_plan(model: str | None, dataset: str, strategies: str | None, targets:
 Examples:
   artemis compare --strategies diagonal,hunter --targets 1.5x,4x --out runs/demo
   artemis compare --targets 1.5x,2x,4x,6x --seeds 0,1 --jobs 2
+  artemis compare --targets 2x,4x --seeds 0,1 --executor ray --jobs 2   # local Ray
+  artemis compare --targets 2x,4x --executor ray --ray-address auto     # a Ray cluster
   artemis report runs/demo --format github     # the table again, from the files
 """)
 @data_options
@@ -64,13 +67,21 @@ Examples:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Result directory (default: runs/DATASET-MODEL); runs stored there are "
                    "skipped, so an interrupted comparison resumes.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Runs in parallel processes (torch threads are split between them).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1),
+              help="Runs side by side: local worker processes (torch threads are split "
+                   "between them; default 1), or the CPUs of the local Ray instance that "
+                   "--executor ray starts without --ray-address (default: all cores).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="Where runs execute: local processes, or one Ray task per run "
+                   "(pip install 'artemis-he[ray]').")
+@click.option("--ray-address", metavar="ADDRESS|auto",
+              help="With --executor ray: the cluster to join (`auto`: the one `ray start` "
+                   "runs on this machine); default: start a local Ray instance.")
 @output_options
 def compare(model: str | None, dataset: str, data_root: str | None, strategies: str | None,
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
-            out: str | None, jobs: int, fmt: str, calibration: Calibration,
-            plot_path: Path | None) -> None:
+            out: str | None, jobs: int | None, executor: str, ray_address: str | None,
+            fmt: str, calibration: Calibration, plot_path: Path | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
 
     The dense model is trained once per seed and reused; every run is stored as its own
@@ -81,7 +92,8 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
                       data_root)
     out = out or f"runs/{plan.dataset}-{plan.model}"
-    outcome = run_comparison(plan, out, train_dense, prune_run, jobs=jobs)
+    outcome = run_comparison(plan, out, train_dense, prune_run,
+                             executor=make_executor(executor, jobs, ray_address))
     click.echo(f"{outcome.ran} runs done, {outcome.reused} reused from {out}", err=True)
     show_results(outcome.records, ResultStore(out), fmt=fmt, calibration=calibration,
                  plot_path=plot_path)

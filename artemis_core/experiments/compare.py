@@ -1,21 +1,22 @@
 """The comparison harness: strategies × targets × seeds on one model and dataset.
 
-The dense baseline is trained once per seed and reused by every run of that seed. Each
-run stores its own result file as soon as it finishes (in the worker process that ran
-it), so an interrupted comparison resumes where it stopped. The training functions are
+The dense baseline is trained once per seed and shared with every run of that seed. Runs
+execute on an :mod:`~artemis_core.experiments.executors` executor (local processes or
+Ray) and return their results; this process stores each result file as soon as it
+arrives, so an interrupted comparison resumes where it stopped. The training functions are
 parameters (the CLI passes :mod:`artemis_core.pruning.pipeline`'s), so the scheduling, storing
 and resuming are tested with small deterministic runners.
 """
 
 from __future__ import annotations
 
-import functools
-import multiprocessing
-import os
+import hashlib
+import json
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import ArtemisError
-from ..io import jsonable
+from ..io import atomic_write, jsonable
 from ..version import __version__
+from .executors import Executor, Finished, InlineExecutor, Task, local_executor
 from .results import (
+    STATUS_ERROR,
     STATUS_FAILED,
     ResultError,
     ResultStore,
@@ -83,92 +86,88 @@ class CompareOutcome:
     errors: list[str] = field(default_factory=list)
 
 
-def _init_worker(threads: int) -> None:
-    import torch
+def work_name(root: Path, plan: ComparePlan) -> str:
+    """The name of this comparison's scratch directory on every worker machine: a digest
+    of the result directory and the options (see :func:`work_dir`)."""
+    ident = json.dumps([str(Path(root).resolve()), plan.model, plan.dataset, plan.config()])
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
-    # Workers share the cores: more torch threads than cores per worker only thrash.
-    torch.set_num_threads(threads)
+
+def work_dir(work: str) -> Path:
+    """The scratch directory named ``work`` in this machine's temporary directory: tasks
+    keep their unfinished training state there, so a run started again on the same
+    machine resumes from its last epoch."""
+    return Path(tempfile.gettempdir()) / "artemis-work" / work
 
 
-def _train_dense(dense_fn: DenseFn, plan: ComparePlan, seed: int, out: Path,
-                 progress: bool) -> None:
+def train_dense_task(dense_fn: DenseFn, plan: ComparePlan, seed: int, work: str,
+                     progress: bool) -> bytes:
+    """Train the dense model of ``seed`` in the worker's scratch directory; returns its
+    checkpoint's bytes."""
+    scratch = work_dir(work) / f"dense-seed{seed}"
+    out = scratch / "dense.pt"
     dense_fn(plan.model, plan.dataset, seed, plan.dense_epochs, out, data_root=plan.data_root,
              progress=progress)
+    if not out.exists():
+        raise ArtemisError(f"dense training of seed {seed} wrote no checkpoint at {out}")
+    data = out.read_bytes()
+    shutil.rmtree(scratch)
+    return data
 
 
-def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
-             progress: bool) -> RunRecord:
-    """Run one pruning job and store its result file (in whichever process runs it)."""
-    checkpoint = dense_checkpoint(root, key.model, key.dataset, key.seed)
+def prune_task(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, dense: bytes, work: str,
+               progress: bool) -> tuple[RunRecord, bytes | None]:
+    """One pruning run from the dense checkpoint ``dense`` (its bytes), in the worker's
+    scratch directory: returns the run's record and its pruned checkpoint's bytes (None if
+    it wrote none), for the driver to store."""
+    scratch = work_dir(work) / Path(key.file_name).stem
+    checkpoint = dense_checkpoint(scratch, key.model, key.dataset, key.seed)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(dense)
+    out = scratch / "pruned.pt"
     start = time.perf_counter()
     try:
         metrics = prune_fn(key.strategy, key.target, checkpoint, key.seed,
-                           epochs=plan.prune_epochs, out=pruned_checkpoint(root, key),
-                           progress=progress, data_root=plan.data_root)
-        record = RunRecord(key, plan.config(), jsonable(dict(metrics)),
-                           time.perf_counter() - start, artemis_version=__version__)
+                           epochs=plan.prune_epochs, out=out, progress=progress,
+                           data_root=plan.data_root)
     except ArtemisError as exc:
-        # A user-level outcome (e.g. a target this strategy cannot reach) is a result
-        # too: store it so a resumed comparison does not retry it forever.
-        record = RunRecord(key, plan.config(), {}, time.perf_counter() - start,
-                           status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}",
+        # A user-level outcome (e.g. a target this strategy cannot reach) is a result too:
+        # stored, so a resumed comparison does not retry it forever.
+        shutil.rmtree(scratch)
+        return RunRecord(key, plan.config(), {}, time.perf_counter() - start,
+                         status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}",
+                         artemis_version=__version__), None
+    record = RunRecord(key, plan.config(), jsonable(dict(metrics)), time.perf_counter() - start,
+                       artemis_version=__version__)
+    model = out.read_bytes() if out.exists() else None
+    shutil.rmtree(scratch)
+    return record, model
+
+
+def _save_bytes(path: Path, data: bytes) -> None:
+    with atomic_write(path, binary=True) as handle:
+        handle.write(data)
+
+
+def _store_run(store: ResultStore, plan: ComparePlan, item: Finished) -> RunRecord:
+    """Store what a run's task returned (its pruned model first, then its record), or
+    a record of why it crashed; returns the record."""
+    key = item.tag
+    if item.ok:
+        record, model = item.value
+        if model is not None:
+            _save_bytes(pruned_checkpoint(store.root, key), model)
+    else:
+        record = RunRecord(key, plan.config(), status=STATUS_ERROR, error=item.error,
                            artemis_version=__version__)
-    ResultStore(root).save(record)
+    store.save(record)
     return record
-
-
-class _DeferredFuture(Future):
-    """A task of :class:`_InlineExecutor`: it runs when :meth:`run` is called."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        super().__init__()
-        self._call = call
-
-    def run(self) -> None:
-        """Run the task in this process; Ctrl-C (not an ``Exception``) propagates."""
-        try:
-            self.set_result(self._call())
-        except Exception as exc:
-            self.set_exception(exc)
-
-
-class _InlineExecutor(Executor):
-    """``--jobs 1``: tasks run one by one in this process, oldest first, when the
-    scheduler asks for the next finished one (no pickling; Ctrl-C stops at once)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> _DeferredFuture:
-        return _DeferredFuture(functools.partial(fn, *args, **kwargs))
-
-
-def _next_finished(running: Mapping[Future, Any]) -> list[Future]:
-    """Finished tasks in submission order (seed-major, reproducible); with the inline
-    executor, runs the oldest task first."""
-    oldest = next(iter(running))
-    if isinstance(oldest, _DeferredFuture):
-        oldest.run()
-        return [oldest]
-    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-    return [f for f in running if f in finished]
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _executor(jobs: int) -> Executor:
-    if jobs == 1:
-        return _InlineExecutor()
-    threads = max(1, available_cores() // jobs)
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
 
 
 def _stored(store: ResultStore, keys: Iterable[RunKey], config: Mapping[str, Any],
             warn: Callable[[str], None]) -> dict[RunKey, RunRecord]:
-    """Runs already stored; refuses a directory whose runs used other options."""
+    """Runs already stored (not those that crashed: they run again); refuses a directory
+    whose runs used other options."""
     found = {}
     for key in keys:
         try:
@@ -183,68 +182,85 @@ def _stored(store: ResultStore, keys: Iterable[RunKey], config: Mapping[str, Any
                 f"{store.path(key)} was made with {record.config}, this comparison asks "
                 f"for {dict(config)}; use another --out directory or the same options"
             )
-        found[key] = record
+        if record.status != STATUS_ERROR:
+            found[key] = record
     return found
 
 
 def run_comparison(plan: ComparePlan, root: str | Path, dense_fn: DenseFn, prune_fn: PruneFn,
-                   *, jobs: int = 1, progress: bool = True) -> CompareOutcome:
-    """Run every run of ``plan`` not yet stored under ``root`` in ``jobs`` processes.
+                   *, jobs: int = 1, executor: Executor | None = None,
+                   progress: bool = True) -> CompareOutcome:
+    """Run every run of ``plan`` not yet stored under ``root`` on ``executor`` (default:
+    :func:`local_executor` of ``jobs``), which this call closes.
 
-    A run that raises an :class:`ArtemisError` is stored as failed; any other exception
-    is reported in ``errors`` (nothing stored, so the next call retries it) while the
-    other runs go on. The dense model of a seed is trained only if one of its runs is
-    missing.
+    Workers return checkpoints and records; this process alone writes them, each as it
+    arrives, so a killed comparison loses only the runs in flight. A run that raises an
+    :class:`ArtemisError` is stored as failed; one that raises anything else or whose
+    worker dies is stored with status ``error`` and its reason, reported in ``errors``
+    and retried by the next call, while the other runs go on. The dense model of a seed
+    is trained only if one of its runs is missing and it is not stored yet.
     """
-    if jobs < 1:
-        raise ArtemisError(f"--jobs {jobs}: must be at least 1")
+    executor = executor or local_executor(jobs)
     root = Path(root)
     store = ResultStore(root)
-    root.mkdir(parents=True, exist_ok=True)
-    done = _stored(store, plan.keys(), plan.config(), lambda msg: tqdm.write(msg, sys.stderr))
-    todo: dict[int, list[RunKey]] = {}
-    for key in plan.keys():
-        if key not in done:
-            todo.setdefault(key.seed, []).append(key)
-    errors: list[str] = []
-    ran = 0
-    total = len(todo) + sum(map(len, todo.values()))
-    bar = tqdm(total=total, desc="compare", unit="job", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
-    executor = _executor(jobs)
-    # Each job's own progress bars only make sense when jobs do not run side by side.
-    show_each = progress and jobs == 1
-    try:
-        running: dict[Future, tuple[str, Any]] = {}
-        for seed in todo:
-            out = dense_checkpoint(root, plan.model, plan.dataset, seed)
-            task = executor.submit(_train_dense, dense_fn, plan, seed, out, show_each)
-            running[task] = ("dense", seed)
-        while running:
-            for future in _next_finished(running):
-                kind, what = running.pop(future)
-                bar.update(1)
-                label = f"dense seed {what}" if kind == "dense" else what.label()
-                exc = future.exception()
-                if exc is not None:
-                    skipped = f" (its {len(todo[what])} runs skipped)" if kind == "dense" else ""
-                    errors.append(f"{label}: {type(exc).__name__}: {exc}{skipped}")
-                    tqdm.write(f"error: {errors[-1]}", sys.stderr)
-                    bar.update(len(todo[what]) if kind == "dense" else 0)
-                    continue
-                bar.set_postfix_str(label)
-                if kind == "dense":
-                    for key in todo[what]:
-                        task = executor.submit(_run_one, prune_fn, plan, key, root, show_each)
-                        running[task] = ("run", key)
+    with executor:
+        root.mkdir(parents=True, exist_ok=True)
+        done = _stored(store, plan.keys(), plan.config(),
+                       lambda msg: tqdm.write(msg, sys.stderr))
+        reused = len(done)
+        todo: dict[int, list[RunKey]] = {}
+        for key in plan.keys():
+            if key not in done:
+                todo.setdefault(key.seed, []).append(key)
+        work = work_name(root, plan)
+        # Each job's own progress bars only make sense when jobs do not run side by side.
+        show_each = progress and isinstance(executor, InlineExecutor)
+
+        def submit_runs(seed: int, dense: bytes) -> None:
+            shared = executor.share(dense)
+            for key in todo[seed]:
+                executor.submit(Task(key, prune_task,
+                                     (prune_fn, plan, key, shared, work, show_each)))
+
+        errors: list[str] = []
+        ran = 0
+        bar = tqdm(total=len(todo) + sum(map(len, todo.values())), desc="compare", unit="job",
+                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        try:
+            for seed in todo:
+                stored = dense_checkpoint(root, plan.model, plan.dataset, seed)
+                if stored.exists():
+                    bar.update(1)
+                    submit_runs(seed, stored.read_bytes())
                 else:
-                    done[what] = future.result()
+                    executor.submit(Task(seed, train_dense_task,
+                                         (dense_fn, plan, seed, work, show_each)))
+            for item in executor.finished():
+                bar.update(1)
+                if not isinstance(item.tag, RunKey):  # a seed: its dense model
+                    seed = item.tag
+                    if not item.ok:
+                        errors.append(f"dense seed {seed}: {item.error} "
+                                      f"(its {len(todo[seed])} runs skipped)")
+                        tqdm.write(f"error: {errors[-1]}", sys.stderr)
+                        bar.update(len(todo[seed]))
+                        continue
+                    bar.set_postfix_str(f"dense seed {seed}")
+                    _save_bytes(dense_checkpoint(root, plan.model, plan.dataset, seed),
+                                item.value)
+                    submit_runs(seed, item.value)
+                    continue
+                bar.set_postfix_str(item.tag.label())
+                done[item.tag] = _store_run(store, plan, item)
+                if done[item.tag].status == STATUS_ERROR:
+                    errors.append(f"{item.tag.label()}: {item.error}")
+                    tqdm.write(f"error: {errors[-1]}", sys.stderr)
+                else:
                     ran += 1
-    except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        bar.close()
-    executor.shutdown()
+        finally:
+            bar.close()
+    # Every task ended: what is left in this machine's scratch directory is stale.
+    shutil.rmtree(work_dir(work), ignore_errors=True)
     records = [done[key] for key in plan.keys() if key in done]
-    return CompareOutcome(records, ran=ran, reused=len(records) - ran, errors=errors)
+    return CompareOutcome(records, ran=ran, reused=reused, errors=errors)
+

@@ -23,6 +23,8 @@ SCHEMA = "artemis.result"
 SCHEMA_VERSION = 1
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+#: A run that crashed (a bug, a dead worker): shown as failed, and run again on resume.
+STATUS_ERROR = "error"
 #: Metrics every successful run stores (the pipeline's ``prune_run`` returns them).
 REQUIRED_METRICS = (
     "accuracy", "dense_accuracy", "rotations", "dense_rotations", "rotation_reduction",
