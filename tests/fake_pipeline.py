@@ -82,3 +82,23 @@ def slow_fake_prune_run(*args, **kwargs) -> dict:
     """:func:`fake_prune_run` that takes a moment, so a test can kill it halfway."""
     time.sleep(0.2)
     return fake_prune_run(*args, **kwargs)
+
+
+def crashing_prune_run(strategy, *args, **kwargs) -> dict:
+    """:func:`fake_prune_run` that raises (a bug in a plugin) for the positional strategy."""
+    if strategy == "positional":
+        raise RuntimeError("bug in a plugin")
+    return fake_prune_run(strategy, *args, **kwargs)
+
+
+def dying_prune_run(strategy, *args, **kwargs) -> dict:
+    """:func:`fake_prune_run` whose process dies (as if killed) for the positional strategy."""
+    if strategy == "positional":
+        os._exit(3)
+    return fake_prune_run(strategy, *args, **kwargs)
+
+
+def sleepy_prune_run(*args, **kwargs) -> dict:
+    """:func:`fake_prune_run` that takes two minutes: only cancelling stops it in time."""
+    time.sleep(120)
+    return fake_prune_run(*args, **kwargs)

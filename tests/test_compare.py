@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fake_pipeline import calls, fake_prune_run, fake_train_dense
+from fake_pipeline import calls, crashing_prune_run, fake_prune_run, fake_train_dense
 
 from artemis_core import ArtemisError, BudgetError
 from artemis_core.cli import main
@@ -130,15 +130,9 @@ def test_an_unreachable_target_is_stored_as_failed_and_not_retried(tmp_path):
     assert _run(tmp_path).ran == 0
 
 
-def _crashes_for_positional(strategy, *args, **kwargs):
-    if strategy == "positional":
-        raise RuntimeError("bug in a plugin")
-    return fake_prune_run(strategy, *args, **kwargs)
-
-
 def test_a_crashing_run_is_stored_with_its_reason_the_others_finish_and_a_rerun_retries_it(
         tmp_path):
-    outcome = _run(tmp_path, prune=_crashes_for_positional)
+    outcome = _run(tmp_path, prune=crashing_prune_run)
     assert len(outcome.errors) == 4 and "bug in a plugin" in outcome.errors[0]
     assert outcome.ran == 8 and len(outcome.records) == 12
     crashed = [r for r in ResultStore(tmp_path).load().records if not r.ok]

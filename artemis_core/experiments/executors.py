@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -81,9 +82,11 @@ def run_task(fn: Callable[..., Any], threads: int | None, *args: Any) -> Any:
     """Run ``fn(*args)`` in a worker with ``threads`` torch threads (workers share the
     cores: more threads than a task's share only thrash)."""
     if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+        torch = sys.modules.get("torch")
+        if torch is None:  # torch reads it when the task imports it
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+        else:
+            torch.set_num_threads(threads)
     return fn(*args)
 
 
