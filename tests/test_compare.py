@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fake_pipeline import calls, crashing_prune_run, fake_prune_run, fake_train_dense
 
-from artemis_core import ArtemisError, BudgetError
+from artemis_core import ArtemisError, BudgetError, PluginError
 from artemis_core.cli import main
 from artemis_core.cli.compare_cmd import build_plan
 from artemis_core.experiments.compare import ComparePlan, run_comparison
@@ -140,6 +140,18 @@ def test_a_crashing_run_is_stored_with_its_reason_the_others_finish_and_a_rerun_
     assert {(r.status, r.error) for r in crashed} == {("error", "RuntimeError: bug in a plugin")}
     again = _run(tmp_path)
     assert again.ran == 4 and again.reused == 8 and not again.errors
+
+
+def _plugin_missing_on_the_worker(*args, **kwargs):
+    raise PluginError("unknown strategy 'diagonal'; known: none")
+
+
+def test_a_plugin_missing_on_a_worker_is_an_error_to_retry_not_a_result(tmp_path):
+    outcome = _run(tmp_path, prune=_plugin_missing_on_the_worker)
+    assert outcome.ran == 0 and len(outcome.errors) == 12
+    assert {r.status for r in outcome.records} == {"error"}
+    assert "PluginError: unknown strategy" in outcome.records[0].error
+    assert _run(tmp_path).ran == 12
 
 
 def test_a_corrupt_run_file_is_run_again(tmp_path, capsys):

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..errors import ArtemisError
+from ..errors import ArtemisError, PluginError
 from ..io import atomic_write, jsonable
 from ..version import __version__
 from .executors import Executor, Finished, InlineExecutor, Task, local_executor
@@ -130,6 +130,8 @@ def prune_task(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, dense: bytes, 
         metrics = prune_fn(key.strategy, key.target, checkpoint, key.seed,
                            epochs=plan.prune_epochs, out=out, progress=progress,
                            data_root=plan.data_root)
+    except PluginError:
+        raise  # the driver found the plugin: this worker's installation lacks it (retry)
     except ArtemisError as exc:
         # A user-level outcome (e.g. a target this strategy cannot reach) is a result too:
         # stored, so a resumed comparison does not retry it forever.
