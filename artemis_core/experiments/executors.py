@@ -22,6 +22,7 @@ import functools
 import multiprocessing
 import os
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +35,8 @@ from ..errors import ArtemisError
 
 EXECUTORS = ("local", "ray")
 RAY_EXTRA = "pip install 'artemis-he[ray]'"
+#: How long a cancelled Ray sweep waits for its tasks to be stopped.
+CANCEL_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -272,9 +275,15 @@ class RayExecutor(Executor):
             return Finished(tag, error=f"worker died: {describe(exc)}")
 
     def cancel(self) -> None:
-        for ref in self._order:
-            self._ray.cancel(ref, force=True)
+        refs = list(self._order)
         self._order.clear()
+        # A task handed to a worker just as the cancel arrives can miss it and run on:
+        # cancel again whatever has not ended, for a few seconds at most.
+        deadline = time.monotonic() + CANCEL_SECONDS
+        while refs and time.monotonic() < deadline:
+            for ref in refs:
+                self._ray.cancel(ref, force=True)
+            _, refs = self._ray.wait(refs, num_returns=len(refs), timeout=0.5)
         self.close()
 
     def close(self) -> None:
