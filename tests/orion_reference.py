@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import torch
 
@@ -27,9 +28,10 @@ def config(log_n: int = LOG_N, embedding: str = "hybrid") -> dict:
 
 def orion_pack(layers: list[dict], weights: list[torch.Tensor], input_shape: tuple,
                log_n: int = LOG_N, bsgs_ratio: float = 2.0) -> list[dict]:
-    """Compile a chain of Orion convs (``layers``: Conv2d keyword arguments) with the
-    given weights and return, per layer, its diagonals per block, its output rotations
-    and the Galois elements of its transforms."""
+    """Compile a chain of Orion layers (``layers``: Conv2d keyword arguments, or Linear
+    ones: ``in_features``/``out_features``) with the given weights and return, per layer,
+    its diagonals per block, the "# diagonals" it prints, its output rotations and the
+    Galois elements of its transforms. The last layer is Orion's last linear transform (square embedding)."""
     import orion
     import orion.nn as on
     from torch.utils.data import DataLoader, TensorDataset
@@ -38,14 +40,16 @@ def orion_pack(layers: list[dict], weights: list[torch.Tensor], input_shape: tup
         def __init__(self) -> None:
             super().__init__()
             self.convs = torch.nn.ModuleList(
-                on.Conv2d(**kw, bias=False, bsgs_ratio=bsgs_ratio) for kw in layers)
+                (on.Linear if "in_features" in kw else on.Conv2d)(
+                    **kw, bias=False, bsgs_ratio=bsgs_ratio) for kw in layers)
 
         def forward(self, x):
             for conv in self.convs:
                 x = conv(x)
             return x
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
         orion.init_scheme(config(log_n))
         net = Chain()
         with torch.no_grad():
@@ -65,6 +69,9 @@ def orion_pack(layers: list[dict], weights: list[torch.Tensor], input_shape: tup
                            for block, tid in conv.transform_ids.items()},
             })
         orion.delete_scheme()
+    for layer, count in zip(out, re.findall(r"# diagonals = (\d+)", printed.getvalue()),
+                            strict=True):
+        layer["printed_diagonals"] = int(count)  # what Orion reports per layer
     return out
 
 
