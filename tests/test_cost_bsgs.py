@@ -57,7 +57,7 @@ def random_mask(model, kind: str, spec: ConvSpec, params: HEParams,
 
 
 MASKS = st.sampled_from(["dense", "unstructured", "positional", "diagonal", "baby-step",
-                         "block"])
+                         "giant-step", "block"])
 
 
 def test_both_rules_are_registered():
@@ -141,7 +141,7 @@ def test_unsupported_layers_are_refused(spec, message):
 
 
 def test_unknown_group_kind_lists_the_known_ones():
-    with pytest.raises(SpecError, match="positional, diagonal, baby-step, block"):
+    with pytest.raises(SpecError, match="positional, diagonal, baby-step, giant-step, block"):
         MODEL.group_index(ConvSpec("c", 4, 4), small(12), "tap")
 
 

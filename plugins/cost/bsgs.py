@@ -46,18 +46,23 @@ def orion_log_ratio(bsgs_ratio: float) -> int:
 def class_counts(live: np.ndarray, slots: int) -> dict[str, np.ndarray]:
     """For every block (rows of ``live`` [B, period]) and every N1 = 2^k, k < log2 S:
     how many baby classes {d mod N1} and giant classes {⌊d/N1⌋} its diagonals occupy,
-    and whether class 0 is among them; each [B, log2 S]."""
-    blocks, period = live.shape
-    padded = live if period == slots else np.pad(live, ((0, 0), (0, slots - period)))
-    out = {name: [] for name in ("baby", "baby0", "giant", "giant0")}
-    for k in range(slots.bit_length() - 1):
-        view = padded.reshape(blocks, slots >> k, 1 << k)
-        baby, giant = view.any(axis=1), view.any(axis=2)
-        out["baby"].append(baby.sum(axis=1))
-        out["baby0"].append(baby[:, 0])
-        out["giant"].append(giant.sum(axis=1))
-        out["giant0"].append(giant[:, 0])
-    return {name: np.stack(values, axis=1).astype(np.int64) for name, values in out.items()}
+    and whether class 0 is among them; each [B, log2 S]. Vectorised over blocks and N1
+    on the sparse list of live diagonals."""
+    blocks = live.shape[0]
+    block, d = np.nonzero(live)  # sorted by block, then d
+    shifts = np.arange(slots.bit_length() - 1)[:, None]
+    base = block[None, :] * slots
+    out = {}
+    for name, keys in (("giant", base + (d[None, :] >> shifts)),  # already sorted
+                       ("baby", np.sort(base + (d[None, :] & ((1 << shifts) - 1)), axis=1))):
+        owner, cls = np.divmod(keys, slots)
+        new = np.ones(keys.shape, dtype=bool)
+        new[:, 1:] = keys[:, 1:] != keys[:, :-1]
+        slot = (shifts * blocks + owner).reshape(-1)
+        size = len(shifts) * blocks
+        out[name] = np.bincount(slot, new.reshape(-1), size).reshape(-1, blocks).T
+        out[name + "0"] = np.bincount(slot, (cls == 0).reshape(-1), size).reshape(-1, blocks).T > 0
+    return {name: value.astype(np.int64) for name, value in out.items()}
 
 
 def choose_log_n1(counts: dict[str, np.ndarray], rule: str, log_ratio: int) -> np.ndarray:
@@ -114,9 +119,7 @@ class BsgsPlan(LayerPlan):
         self.spec = layout.spec
         self.params = params
         self.mask = mask  # bool [c_out, c_in, taps]
-        inc = layout.incidence
-        live = np.zeros(layout.n_products, dtype=bool)
-        live[inc.product[mask.reshape(-1)[inc.weight]]] = True
+        live = layout.incidence.live(mask.reshape(-1))
         #: live[block, d]: generalized diagonal d of the block is evaluated.
         self.live = live.reshape(layout.n_blocks, layout.period)
         self.counts = class_counts(self.live, layout.slots)
@@ -139,11 +142,12 @@ class BsgsPlan(LayerPlan):
     def transform_steps(self) -> frozenset[int]:
         """Rotation steps of the blocks' BSGS (what Orion asks Lattigo keys for, less
         the identity)."""
-        steps: set[int] = set()
-        for block in np.flatnonzero(self.live.any(axis=1)):
-            for part in self.steps(int(block)):
-                steps.update(canonical_step(int(s), self.layout.slots) for s in part if s)
-        return frozenset(steps)
+        slots = self.layout.slots
+        parts = [np.concatenate(self.steps(int(b))) for b in np.flatnonzero(self.live.any(axis=1))]
+        steps = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        steps = steps[steps != 0]
+        canonical = np.where(steps > slots // 2, steps - slots, steps)  # canonical_step
+        return frozenset(canonical.tolist())
 
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
@@ -279,7 +283,7 @@ class BsgsCostModel(CostModel):
     name = "bsgs"
     description = ("Orion/Lattigo: Toeplitz diagonals per S×S block, baby-step giant-step "
                    "(N1 by Lattigo's rule at Orion's ratio)")
-    group_kinds = ("positional", "diagonal", "baby-step", "block")
+    group_kinds = ("positional", "diagonal", "baby-step", "giant-step", "block")
     n1_rule: ClassVar[str] = "lattigo"
 
     def __init__(self, bsgs_ratio: float = 2.0, embedding: str = "hybrid") -> None:
@@ -301,8 +305,8 @@ class BsgsCostModel(CostModel):
         """Groups of ``kind`` as flat weight indices [G, M], -1 padded: within the block
         where the channels start, ``positional`` = one tap over all channel pairs,
         ``diagonal`` = one channel diagonal (channel pairs on the same generalized
-        diagonals) over all taps, ``baby-step`` = one baby-step class {d ≡ r mod N1} of
-        the dense plan, ``block`` = the whole block."""
+        diagonals) over all taps, ``baby-step`` / ``giant-step`` = one class
+        {d ≡ r mod N1} / {⌊d/N1⌋ = j} of the dense plan's N1, ``block`` = the whole block."""
         lay = self.layout(spec, params)
         home = lay.home_blocks()[:, :, None]  # [o, i, 1]
         shape = (spec.c_out, spec.c_in, lay.taps)
@@ -311,9 +315,10 @@ class BsgsCostModel(CostModel):
         elif kind == "diagonal":
             channel = (lay.col_base[None, :] - lay.row_base[:, None]) % lay.period
             key = home * lay.period + channel[:, :, None]
-        elif kind == "baby-step":
+        elif kind in ("baby-step", "giant-step"):
             n1 = 1 << self.plan(spec, params).log_n1[home]
-            key = home * lay.slots + (lay.diagonal_offset % lay.period) % n1
+            d = lay.diagonal_offset % lay.period
+            key = home * lay.slots + (d % n1 if kind == "baby-step" else d // n1)
         elif kind == "block":
             key = home
         else:

@@ -45,10 +45,32 @@ class Incidence:
     weight: np.ndarray
     product: np.ndarray
 
+    numel: int
+    n_products: int
+
     @cached_property
     def per_product(self) -> np.ndarray:
-        """How many weights feed each product id (length: max id + 1)."""
-        return np.bincount(self.product)
+        """How many weights feed each product id (length: ``n_products``)."""
+        return np.bincount(self.product, minlength=self.n_products)
+
+    @cached_property
+    def direct(self) -> np.ndarray | None:
+        """The product of every weight (``n_products`` for none) when no weight feeds
+        two, else None: then a mask reads its live products without a gather."""
+        if len(np.unique(self.weight)) != len(self.weight):
+            return None
+        out = np.full(self.numel, self.n_products, dtype=np.int64)
+        out[self.weight] = self.product
+        return out
+
+    def live(self, kept: np.ndarray) -> np.ndarray:
+        """Bool [n_products]: products fed by at least one kept weight (flat bool mask)."""
+        live = np.zeros(self.n_products + 1, dtype=bool)
+        if self.direct is not None:
+            live[self.direct[kept]] = True
+        else:
+            live[self.product[kept[self.weight]]] = True
+        return live[:-1]
 
 
 @dataclass(frozen=True)
@@ -215,7 +237,8 @@ class BsgsLayout:
         weight = np.concatenate(weights)
         product = np.concatenate(products)
         order = np.argsort(weight, kind="stable")
-        return Incidence(weight[order], product[order])
+        numel = self.spec.c_out * self.spec.c_in * self.taps
+        return Incidence(weight[order], product[order], numel, self.n_products)
 
     @property
     def n_products(self) -> int:
@@ -225,8 +248,7 @@ class BsgsLayout:
     @cached_property
     def dense_live(self) -> np.ndarray:
         """Bool [n_blocks, period]: the diagonals of the dense layer."""
-        live = np.zeros(self.n_products, dtype=bool)
-        live[self.incidence.product] = True
+        live = self.incidence.live(np.ones(self.incidence.numel, dtype=bool))
         return live.reshape(self.n_blocks, self.period)
 
     def home_blocks(self) -> np.ndarray:
