@@ -31,7 +31,8 @@ def orion_pack(layers: list[dict], weights: list[torch.Tensor], input_shape: tup
     """Compile a chain of Orion layers (``layers``: Conv2d keyword arguments, or Linear
     ones: ``in_features``/``out_features``) with the given weights and return, per layer,
     its diagonals per block, the "# diagonals" it prints, its output rotations and the
-    Galois elements of its transforms. The last layer is Orion's last linear transform (square embedding)."""
+    Galois elements of its transforms. The last layer is Orion's last linear transform
+    (square embedding)."""
     import orion
     import orion.nn as on
     from torch.utils.data import DataLoader, TensorDataset

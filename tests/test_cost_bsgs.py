@@ -3,6 +3,7 @@ rule, groups and their exact savings, and execution on the sim backend."""
 
 from __future__ import annotations
 
+import bsgs_reference as ref
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,6 @@ from artemis_plugins.cost.bsgs import BsgsBestCostModel, BsgsCostModel, orion_lo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bsgs_reference as ref
 from artemis_core import ConvSpec, HEParams, SpecError, registry
 from artemis_core.he.backend import canonical_step
 from artemis_core.he.executor import run_layer

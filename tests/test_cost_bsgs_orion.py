@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from artemis_plugins.cost.bsgs import BsgsCostModel
+from orion_reference import LOG_N, galois_element, orion_pack
 
 from artemis_core import ConvSpec, HEParams
-from orion_reference import LOG_N, galois_element, orion_pack
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("orion") is None,
