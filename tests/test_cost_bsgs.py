@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from artemis_core import ConvSpec, HEParams, SpecError, registry
 from artemis_core.he.backend import canonical_step
 from artemis_core.he.executor import run_layer
-from artemis_core.he.verify import reference_output
+from artemis_core.he.verify import check_layer, reference_output
 
 MODEL, BEST = BsgsCostModel(), BsgsBestCostModel()
 
@@ -269,3 +269,21 @@ def test_keys_are_the_union_of_baby_giant_and_output_steps():
     expected = {canonical_step(int(s), 2048) for s in np.concatenate([babies, giants]) if s}
     expected |= {1024, 512, 256, 128}  # hybrid: 2·64 = 128 rows of 2048 slots
     assert plan.op_count().rotation_steps == frozenset(expected)
+
+
+@pytest.mark.parametrize("spec", [
+    ConvSpec("hybrid", 4, 8, stride=2, height=8, width=8, bias=True),  # 4 output rotations
+    ConvSpec("rows", 8, 24, height=16, width=16),  # 6144 output slots: two ciphertexts
+    ConvSpec("straddle", 6, 6, height=12, width=12),  # 144-slot channels across 4096
+])
+def test_pyfhel_runs_the_plan_with_exactly_its_ops_to_ckks_precision(spec):
+    # Pyfhel has no hoisting: each baby step is a full key switch there
+    params = HEParams.with_depth(13, 1)
+    gen = torch.Generator().manual_seed(5)
+    weight = torch.randn(spec.weight_shape, generator=gen, dtype=torch.float64)
+    weight = weight * (torch.rand(spec.weight_shape, generator=gen) < 0.5)
+    bias = torch.randn(spec.c_out, generator=gen, dtype=torch.float64) if spec.bias else None
+    x = torch.randn(spec.c_in, spec.height, spec.width, generator=gen, dtype=torch.float64)
+    check = check_layer(spec, params, MODEL, x, weight, bias)
+    assert check.executed == check.predicted and check.dense_counts_match
+    assert check.max_abs_error < check.tolerance
