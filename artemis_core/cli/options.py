@@ -29,3 +29,12 @@ def format_option(default: str = "simple"):
         "--format", "fmt", type=click.Choice(formats()), default=default, show_default=True,
         help="Output format: any tabulate format, or json / csv.",
     )
+
+
+def cost_model_option(default: str = "gazelle"):
+    """The shared ``--cost-model`` click option (a registered cost model's name)."""
+    return click.option(
+        "--cost-model", "cost_model", default=default, show_default=True,
+        help="HE cost model that counts (and executes) the layers: gazelle, bsgs, "
+             "bsgs-best, or a plugin's (artemis plugins --kind cost_model).",
+    )
