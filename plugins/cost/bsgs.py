@@ -149,6 +149,23 @@ class BsgsPlan(LayerPlan):
         canonical = np.where(steps > slots // 2, steps - slots, steps)  # canonical_step
         return frozenset(canonical.tolist())
 
+    def details(self) -> dict[str, Any]:
+        """Rotations by BSGS role (baby steps hoistable, giant steps not, the hybrid
+        embedding's sum), each live block's N1, and the rotations the best N1 per block
+        would need (the second figure beside Lattigo's rule)."""
+        live = self.live.any(axis=1)
+        best = rotations_at(self.counts, choose_log_n1(self.counts, "best", 0))[live].sum()
+        other = len(self.layout.output_steps) if self.rows_live.any() else 0
+        return {
+            "embedding": "hybrid" if self.layout.hybrid else "square",
+            "blocks": self.layout.n_blocks,
+            "baby_rotations": int(self.block_rotations[:, 0].sum()),
+            "giant_rotations": int(self.block_rotations[:, 1].sum()),
+            "hybrid_rotations": other,
+            "rotations_best_n1": int(best) + other,
+            "n1": [1 << int(k) for k in self.log_n1[live]],
+        }
+
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
         lay = self.layout
