@@ -159,10 +159,9 @@ class IdxDataset(Dataset):
 
     def load(self, split: str) -> TensorDataset:
         check_split(self.name, split)
-        for other in FILES:  # every file is checked before any training starts
-            self.arrays(other)
-        images, labels = self.arrays(split)
-        mean, std = _pixel_stats(self.arrays("train")[0])
+        checked = {name: self.arrays(name) for name in FILES}  # all four, before training
+        images, labels = checked[split]
+        mean, std = _pixel_stats(checked["train"][0])
         pixels = torch.tensor(images).unsqueeze(1).float() / 255.0  # a copy: the cache is read-only
         return normalized(pixels, [mean], [std], torch.tensor(labels.astype(np.int64)))
 
