@@ -74,13 +74,15 @@ def _cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
     return read_idx(Path(path))
 
 
-def _pixel_stats(images: np.ndarray) -> tuple[float, float]:
-    """Mean and std of ``images`` scaled to [0, 1], from a 256-bin histogram (exact, and
-    without a float copy of the 47 M training pixels)."""
-    counts = np.bincount(images.reshape(-1), minlength=256).astype(np.float64)
-    levels = np.arange(256) / 255.0
+@lru_cache(maxsize=4)
+def _pixel_stats(path: str, mtime_ns: int, size: int) -> tuple[float, float]:
+    """Mean and std of an image file's pixels scaled to [0, 1], from a 256-bin histogram
+    (exact, and without a float copy of the 47 M training pixels), once per file version."""
+    images = torch.tensor(_cached(path, mtime_ns, size).reshape(-1))  # the cache is read-only
+    counts = torch.bincount(images, minlength=256).double()
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
     mean = float(counts @ levels / counts.sum())
-    var = float(counts @ (levels - mean) ** 2 / max(counts.sum() - 1, 1))
+    var = float(counts @ (levels - mean) ** 2 / max(counts.sum().item() - 1, 1))
     return mean, var ** 0.5
 
 
@@ -131,9 +133,8 @@ class IdxDataset(Dataset):
         """One of the four files: its path and array; a damaged file is a one-line error."""
         path = _either(self.directory(), stem)
         assert path is not None  # directory() found it
-        stat = path.stat()
         try:
-            return path, _cached(str(path), stat.st_mtime_ns, stat.st_size)
+            return path, _cached(*_version(path))
         except (IdxError, OSError) as exc:
             raise ArtemisError(f"dataset {self.name!r}: {str(path)!r} is not a valid IDX "
                                f"file: {exc}; replace it: {self.how_to_get}") from None
@@ -161,9 +162,15 @@ class IdxDataset(Dataset):
         check_split(self.name, split)
         checked = {name: self.arrays(name) for name in FILES}  # all four, before training
         images, labels = checked[split]
-        mean, std = _pixel_stats(checked["train"][0])
+        mean, std = _pixel_stats(*_version(_either(self.directory(), FILES["train"][0])))
         pixels = torch.tensor(images).unsqueeze(1).float() / 255.0  # a copy: the cache is read-only
         return normalized(pixels, [mean], [std], torch.tensor(labels.astype(np.int64)))
+
+
+def _version(path: Path) -> tuple[str, int, int]:
+    """The cache key of one file version: path, modification time and size."""
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
 
 
 def _either(directory: Path, stem: str) -> Path | None:
