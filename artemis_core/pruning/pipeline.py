@@ -24,7 +24,7 @@ from ..he.latency import load_calibration
 from ..he.params import HEParams, default_log_n
 from ..he.specs import ConvSpec, OpCount
 from ..learning import checkpoint as ckpt
-from ..learning.catalog import Dataset
+from ..learning.catalog import Dataset, subset
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
 from ..registry import get, get_registry
@@ -139,7 +139,7 @@ def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
     metrics = {
         "model": model_name, "dataset": data.name, "seed": config.seed,
         "accuracy": evaluate(net, data.load("test")),
-        "train_accuracy": evaluate(net, train_set),
+        "train_accuracy": evaluate(net, subset(train_set, config.train_subset)),
         "wall_seconds": sum(r.seconds for r in history),
         "config": asdict(config),
         **he_metrics(dense_ops, dense_ops, setting.params),
