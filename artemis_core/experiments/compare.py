@@ -39,7 +39,7 @@ from .results import (
 #: ``train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True)``
 DenseFn = Callable[..., Mapping[str, Any]]
 #: ``prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-#: progress=True, data_root=None) -> metrics``
+#: progress=True, data_root=None, cost_model=None) -> metrics``
 PruneFn = Callable[..., Mapping[str, Any]]
 
 
@@ -55,6 +55,7 @@ class ComparePlan:
     dense_epochs: int | None = None
     prune_epochs: int | None = None
     data_root: str | None = None
+    cost_model: str = "gazelle"
 
     def keys(self) -> list[RunKey]:
         """Every run, seed-major (so one seed's runs can start once its dense model exists)."""
@@ -63,7 +64,8 @@ class ComparePlan:
 
     def config(self) -> dict[str, Any]:
         """Options a stored run must share with this plan to be reused."""
-        return {"dense_epochs": self.dense_epochs, "prune_epochs": self.prune_epochs}
+        return {"dense_epochs": self.dense_epochs, "prune_epochs": self.prune_epochs,
+                "cost_model": self.cost_model}
 
 
 def dense_checkpoint(root: Path, model: str, dataset: str, seed: int) -> Path:
@@ -129,7 +131,7 @@ def prune_task(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, dense: bytes, 
     try:
         metrics = prune_fn(key.strategy, key.target, checkpoint, key.seed,
                            epochs=plan.prune_epochs, out=out, progress=progress,
-                           data_root=plan.data_root)
+                           data_root=plan.data_root, cost_model=plan.cost_model)
     except PluginError:
         raise  # the driver found the plugin: this worker's installation lacks it (retry)
     except ArtemisError as exc:
@@ -179,7 +181,8 @@ def _stored(store: ResultStore, keys: Iterable[RunKey], config: Mapping[str, Any
             continue
         if record is None:
             continue
-        if dict(record.config) != dict(config):
+        # runs stored before the cost model was an option were counted under gazelle
+        if {"cost_model": "gazelle", **record.config} != dict(config):
             raise ArtemisError(
                 f"{store.path(key)} was made with {record.config}, this comparison asks "
                 f"for {dict(config)}; use another --out directory or the same options"

@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch.utils.data import TensorDataset
 
+from ..errors import ArtemisError
 from ..registry import declare_kind
 
 
@@ -48,6 +49,24 @@ class Dataset(ABC):
     @abstractmethod
     def load(self, split: str) -> TensorDataset:
         """``split`` is ``"train"`` or ``"test"``; images are float C×H×W, labels long."""
+
+
+#: Seed of :func:`subset`'s draw: fixed, so every run and seed sees the same images.
+SUBSET_SEED = 0
+
+
+def subset(data: TensorDataset, size: int | None) -> TensorDataset:
+    """``size`` samples of ``data`` drawn without replacement (seeded with
+    :data:`SUBSET_SEED`, in their original order); all of it for ``None``."""
+    if size is None:
+        return data
+    total = len(data)
+    if not 1 <= size <= total:
+        raise ArtemisError(f"a subset of {size} samples is not possible: the split has {total}; "
+                           f"allowed: 1..{total}")
+    generator = torch.Generator().manual_seed(SUBSET_SEED)
+    chosen = torch.randperm(total, generator=generator)[:size].sort().values
+    return TensorDataset(*(t[chosen] for t in data.tensors))
 
 
 declare_kind("model", ModelInfo, instances=True)
