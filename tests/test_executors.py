@@ -27,7 +27,7 @@ from fake_pipeline import (
 
 from artemis_core import ArtemisError
 from artemis_core.cli import main
-from artemis_core.experiments.compare import ComparePlan, run_comparison
+from artemis_core.experiments.compare import ComparePlan, run_comparison, work_dir, work_name
 from artemis_core.experiments.executors import (
     Executor,
     RayExecutor,
@@ -202,7 +202,7 @@ def test_a_run_that_fails_on_a_ray_worker_is_stored_with_its_reason_and_the_rest
 KILLED_DRIVER = """
 import dataclasses, sys
 from fake_pipeline import fake_train_dense, slow_fake_prune_run
-from artemis_core.experiments.compare import ComparePlan, run_comparison
+from artemis_core.experiments.compare import ComparePlan, run_comparison, work_dir, work_name
 from artemis_core.experiments.executors import RayExecutor
 plan = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
                    ("2x", "4x"), (0, 1), data_root=sys.argv[1])
@@ -250,6 +250,11 @@ def test_ctrl_c_cancels_the_outstanding_ray_tasks(tmp_path, ray_cluster):
         time.sleep(0.1)  # Ray frees a killed worker's CPU asynchronously
     assert ray.available_resources().get("CPU") == 2
     assert not list(tmp_path.glob("*.json"))
+    # The same command again finishes the sweep, and leaves no scratch files behind.
+    outcome = _run(tmp_path, RayExecutor())
+    assert outcome.ran == 12 and not outcome.errors
+    assert not work_dir(work_name(tmp_path, dataclasses.replace(PLAN, data_root=str(tmp_path)))
+                        ).exists()
 
 
 # --- options ---------------------------------------------------------------------------------
