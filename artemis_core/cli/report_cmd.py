@@ -36,7 +36,7 @@ def output_options(function):
 
 def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
                  calibration: Calibration, plot_path: Path | None,
-                 group_by: Sequence[str] = DEFAULT_GROUP_BY, columns: Sequence[str] = (),
+                 group_by: Sequence[str] | None = None, columns: Sequence[str] = (),
                  sort: str = "", output: str | None = None) -> None:
     """Print (or write to ``output``) the table of ``records`` and draw the plot if asked."""
     if not records:
@@ -67,6 +67,7 @@ Examples:
   artemis report runs/demo --format github --sort rotation_reduction:desc
   artemis report runs/demo --format csv --output results.csv
   artemis report runs/demo --group-by strategy,target,seed --plot front.png
+  artemis report runs/demo --columns strategy,target,lam,max_sparsity,accuracy,val_accuracy
 """)
 @click.argument("directory", type=click.Path(file_okay=False))
 @output_options
@@ -75,13 +76,15 @@ Examples:
 @click.option("--sort", "sort", default="",
               help="Comma-separated columns to sort by, each optionally :desc "
                    "(default: the --group-by columns).")
-@click.option("--group-by", default=",".join(DEFAULT_GROUP_BY), show_default=True,
+@click.option("--group-by",
               help="Columns that make one row; metrics are mean ± std over the other runs "
-                   "(add seed for one row per run).")
+                   "(add seed for one row per run; any setting such as max_sparsity works) "
+                   f"[default: {','.join(DEFAULT_GROUP_BY)} and every setting that differs "
+                   "between the runs].")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Write the table to this file instead of stdout.")
 def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path | None,
-           columns: str | None, sort: str, group_by: str, output: str | None) -> None:
+           columns: str | None, sort: str, group_by: str | None, output: str | None) -> None:
     """Tabulate the results stored in DIRECTORY by `artemis compare`, without re-running.
 
     Unreadable files are named in a warning on stderr; the other results still report.
@@ -91,5 +94,6 @@ def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path |
     for problem in loaded.problems:
         click.echo(f"warning: skipped {problem}", err=True)
     show_results(loaded.records, store, fmt=fmt, calibration=calibration, plot_path=plot_path,
-                 group_by=split_list(group_by), columns=split_list(columns), sort=sort,
+                 group_by=split_list(group_by) if group_by else None,
+                 columns=split_list(columns), sort=sort,
                  output=output)

@@ -10,6 +10,7 @@ and training resumes from its last finished epoch.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ..he.latency import load_calibration
 from ..he.params import HEParams, default_log_n
 from ..he.specs import ConvSpec, OpCount
 from ..learning import checkpoint as ckpt
-from ..learning.catalog import Dataset
+from ..learning.catalog import Dataset, Split
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
 from ..registry import get
@@ -51,6 +52,11 @@ class PruneConfig:
     #: c_g in the penalty: "rotations" the group saves, or its estimated "latency"
     #: (rotations and PMults at the calibrated per-op latencies, see artemis calibrate).
     group_cost: str = "rotations"
+    #: Random crops and flips in both phases (as in dense training; see TrainConfig).
+    augment: bool = False
+    #: A target the strategy cannot reach prunes as far as it can (the result says so)
+    #: instead of raising BudgetError.
+    best_effort: bool = False
 
     def __post_init__(self) -> None:
         if self.group_cost not in GROUP_COSTS:
@@ -63,6 +69,13 @@ class PruneConfig:
         for name in ("reg_epochs", "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ArtemisError(f"{name}={getattr(self, name)} must be non-negative")
+
+    def phases(self, regularized: bool) -> tuple[int, int]:
+        """(regularized, fine-tuning) epochs of a strategy: the same budget after the dense
+        model for every strategy; one without a regularized phase fine-tunes for all of it."""
+        if regularized and self.lam and self.reg_epochs:
+            return self.reg_epochs, self.finetune_epochs
+        return 0, self.reg_epochs + self.finetune_epochs
 
 
 @dataclass(frozen=True)
@@ -108,22 +121,27 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
 
 
 def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
-              progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
-    """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
-    metrics (accuracies and HE op counts) and the training history. Training state is
-    kept in ``OUT.state`` after every epoch, so an interrupted run resumes."""
+              progress: bool = True, split: Split | None = None,
+              ) -> tuple[dict[str, Any], list[EpochRecord]]:
+    """Train ``model_name`` densely on the training part of ``data`` (``split``: what is
+    held out for validation) and save it at ``out``; returns its metrics (validation and
+    test accuracy, HE op counts) and the training history. Training state is kept in
+    ``OUT.state`` after every epoch, so an interrupted run resumes."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    split = split or Split()
     net = build_model(model_name, data.num_classes, data.input_shape, seed=config.seed)
     state = out.with_name(out.name + ".state")
-    train_set = data.load("train")
+    train_set = data.split("train", split)
     history = train(net, train_set, config, progress=progress, checkpoint_path=state)
     setting = HESetting.for_model(net, data.input_shape)
     dense_ops = setting.count()
     metrics = {
         "model": model_name, "dataset": data.name, "seed": config.seed,
-        "accuracy": evaluate(net, data.load("test")),
+        "accuracy": evaluate(net, data.split("test")),
+        "val_accuracy": evaluate(net, data.split("validation", split)),
         "train_accuracy": evaluate(net, train_set),
+        "split": asdict(split),
         "wall_seconds": sum(r.seconds for r in history),
         "config": asdict(config),
         **he_metrics(dense_ops, dense_ops, setting.params),
@@ -136,14 +154,17 @@ def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
 
 
 def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
-                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """The dense checkpoint at ``out``: trained with default settings, or reused when a
-    previous run already wrote it. Returns its metrics."""
+                data_root: str | None = None, progress: bool = True, split: Split | None = None,
+                augment: bool = False) -> dict[str, Any]:
+    """The dense checkpoint at ``out``: trained with default settings (``epochs`` and
+    ``augment`` aside) on ``split``'s training part, or reused when a previous run already
+    wrote it. Returns its metrics."""
     if Path(out).exists():
         return ckpt.load(out).metrics
     data = get("dataset", dataset)(data_root)
-    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
-    return fit_dense(data, model or data.default_model, config, out, progress)[0]
+    config = TrainConfig(seed=seed, augment=augment, **({} if epochs is None else
+                                                        {"epochs": epochs}))
+    return fit_dense(data, model or data.default_model, config, out, progress, split)[0]
 
 
 def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set: TensorDataset,
@@ -157,54 +178,66 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set: Te
     chosen = get("strategy", strategy)()
     setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
     layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
-    if chosen.regularized and config.reg_epochs and config.lam:
+    reg_epochs, _ = config.phases(chosen.regularized)
+    if reg_epochs:
         weighted = layers if config.group_cost == "rotations" else latency_weighted(
             layers, load_calibration())
         lasso = GroupLasso(weighted, config.lam)
-        train(net, train_set, _phase(config, config.reg_epochs, seed),
+        train(net, train_set, _phase(config, reg_epochs, seed),
               after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
     selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
-                       parsed, config.max_sparsity)
+                       parsed, config.max_sparsity, best_effort=config.best_effort)
     apply_masks(net, selection.masks)
     return selection, setting
 
 
 def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed)
+    return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed,
+                       augment=config.augment)
 
 
 def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               epochs: int | None = None, out: Path | None = None, progress: bool = True,
-              config: PruneConfig | None = None, data_root: str | None = None,
-              ) -> dict[str, Any]:
-    """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
-    count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
-    ``epochs`` overrides both the regularized and the fine-tuning epochs. With ``out``,
-    both training phases keep their state beside it, so a rerun after an interruption
-    resumes where it stopped."""
+              config: PruneConfig | Mapping[str, Any] | None = None,
+              data_root: str | None = None, split: Split | None = None) -> dict[str, Any]:
+    """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x", a rotation count
+    or a weight sparsity "90%"), fine-tune, optionally save the pruned checkpoint, and
+    return flat metrics. ``config`` is a :class:`PruneConfig` or its fields; ``epochs``
+    overrides both the regularized and the fine-tuning epochs. Training reads the
+    training part of ``split``, ``val_accuracy`` its validation part, and ``accuracy``
+    the test set, read once at the end. With ``out``, both training phases keep their
+    state beside it, so a rerun after an interruption resumes where it stopped."""
+    if isinstance(config, Mapping):
+        config = PruneConfig(**config)
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
+    split = split or Split()
     start = time.perf_counter()
     net, dense = ckpt.load_model(dense_checkpoint)
     data = get("dataset", dense.dataset)(data_root)
-    train_set, test_set = data.load("train"), data.load("test")
+    train_set = data.split("train", split)
     states = [None, None] if out is None else [
         Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
     selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
                                      config, progress, states[0])
-    if config.finetune_epochs:
-        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress,
+    reg_epochs, finetune_epochs = config.phases(get("strategy", strategy).regularized)
+    if finetune_epochs:
+        train(net, train_set, _phase(config, finetune_epochs, seed), progress=progress,
               checkpoint_path=states[1])
     ops = setting.count_weights(net)
-    accuracy = evaluate(net, test_set)
+    val_accuracy = evaluate(net, data.split("validation", split))
+    accuracy = evaluate(net, data.split("test"))
     dense_accuracy = dense.metrics.get("accuracy")
     metrics = {
         "model": dense.model, "dataset": dense.dataset, "strategy": strategy,
-        "target": target, "seed": seed, "accuracy": accuracy,
-        "dense_accuracy": dense_accuracy,
+        "target": target, "seed": seed, "accuracy": accuracy, "val_accuracy": val_accuracy,
+        "dense_accuracy": dense_accuracy, "dense_val_accuracy": dense.metrics.get("val_accuracy"),
         "delta_accuracy": None if dense_accuracy is None else accuracy - dense_accuracy,
         "sparsity": selection.sparsity, "groups_pruned": selection.groups_pruned,
+        "reached": selection.reached, "reg_epochs": reg_epochs,
+        "finetune_epochs": finetune_epochs, "epochs_after_dense": reg_epochs + finetune_epochs,
+        "augment": config.augment, "split": asdict(split),
         "wall_seconds": time.perf_counter() - start,
         **he_metrics(ops, selection.dense_ops, setting.params),
     }
