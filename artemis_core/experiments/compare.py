@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from ..errors import ArtemisError
 from ..io import jsonable
-from ..version import __version__
 from ..learning.catalog import Split
 from ..registry import get
+from ..version import __version__
 from .results import (
     STATUS_FAILED,
     ResultError,

@@ -2,9 +2,9 @@
 
 A result directory holds one ``*.json`` file per run: (model, dataset, strategy, target,
 seed, λ) and a digest of every other setting that changes the run (:func:`settings_digest`),
-so a stored run is reused only when all of them match. Files are written to a temporary name and moved into place with ``os.replace``, so
-a file is either complete or absent: an interrupted comparison resumes by skipping the
-runs whose file exists, and loses nothing.
+so a stored run is reused only when all of them match. Files are written to a temporary
+name and moved into place with ``os.replace``, so a file is either complete or absent: an
+interrupted comparison resumes by skipping the runs whose file exists, and loses nothing.
 """
 
 from __future__ import annotations
