@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +12,7 @@ from ..errors import BudgetError
 from ..he.cost_model import CostModel
 from ..he.params import HEParams
 from ..he.specs import ConvSpec, OpCount
+from .channels import propagate, shrink
 from .groups import LayerGroups
 from .strategy import Strategy, scatter_slots
 
@@ -152,20 +153,27 @@ def _first_true(lo: int, hi: int, predicate: Callable[[int], bool]) -> int:
 def select(
     layers: list[LayerGroups], strategy: Strategy, specs: list[ConvSpec], params: HEParams,
     cost_model: CostModel, target: Target, max_sparsity: float = DEFAULT_MAX_SPARSITY,
-    best_effort: bool = False,
+    best_effort: bool = False, chains: Mapping[str, str] | None = None,
 ) -> Selection:
     """Prune the cheapest groups first (importance per rotation saved, or importance for
     plaintext baselines) until the model's true rotation count, re-read from the cost
     model, meets ``target`` (or, for a sparsity target, until that fraction of the weights
     is zero); no layer loses more than ``max_sparsity`` of its weights. A target out of
     reach raises :class:`BudgetError`, or with ``best_effort`` prunes every admissible
-    group and returns ``reached=False``."""
+    group and returns ``reached=False``. With ``chains`` (producer → consumer convs,
+    :func:`~artemis_core.pruning.channels.channel_chains`) zeroed filters of a producer
+    are counted as removed, with the consumer's input channels."""
     if not layers:
         raise BudgetError(f"strategy {strategy.name!r} has no prunable groups in this model")
     candidates = _Candidates(layers, strategy, max_sparsity)
 
+    shapes = {s.name: torch.Size(s.weight_shape) for s in specs}
+
     def count(masks: dict[str, torch.Tensor]) -> OpCount:
-        return sum((cost_model.count(s, params, masks.get(s.name)) for s in specs), OpCount())
+        layers, cut = specs, masks
+        if chains:
+            layers, cut = shrink(specs, propagate(masks, chains, shapes), chains)
+        return sum((cost_model.count(s, params, cut.get(s.name)) for s in layers), OpCount())
 
     dense = count({})
     limit = len(candidates)

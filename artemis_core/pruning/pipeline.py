@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -30,6 +31,7 @@ from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
 from ..registry import get
 from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
+from .channels import channel_chains, propagate, shrink
 from .groups import collect_groups, latency_weighted
 from .masking import apply_masks, nonzero_masks
 from .regularizer import GroupLasso
@@ -80,11 +82,13 @@ class PruneConfig:
 
 @dataclass(frozen=True)
 class HESetting:
-    """The layers, parameters and cost model a model is counted under."""
+    """The layers, parameters and cost model a model is counted under; with ``chains``
+    (producer → consumer convs), filters a mask zeroes count as removed physically."""
 
     specs: list[ConvSpec]
     params: HEParams
     cost_model: CostModel
+    chains: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_model(cls, model: nn.Module, input_shape: tuple[int, int, int],
@@ -95,9 +99,11 @@ class HESetting:
 
     def count(self, masks: dict[str, Any] | None = None) -> OpCount:
         """Total ops of the model under ``masks`` (missing layers are dense)."""
-        masks = masks or {}
+        specs, masks = self.specs, masks or {}
+        if self.chains:
+            specs, masks = shrink(specs, masks, self.chains)
         return sum((self.cost_model.count(s, self.params, masks.get(s.name))
-                    for s in self.specs), OpCount())
+                    for s in specs), OpCount())
 
     def count_weights(self, model: nn.Module) -> OpCount:
         """Total ops with each layer's mask read off its weights (weight != 0)."""
@@ -185,9 +191,16 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set: Te
         lasso = GroupLasso(weighted, config.lam)
         train(net, train_set, _phase(config, reg_epochs, seed),
               after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
+    chains = channel_chains(net) if chosen.removes_channels else {}
     selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
-                       parsed, config.max_sparsity, best_effort=config.best_effort)
-    apply_masks(net, selection.masks)
+                       parsed, config.max_sparsity, best_effort=config.best_effort,
+                       chains=chains)
+    masks = selection.masks
+    if chains:  # the consumers lose the removed filters' input channels too
+        shapes = {s.name: torch.Size(s.weight_shape) for s in setting.specs}
+        masks = propagate(masks, chains, shapes)
+        setting = replace(setting, chains=chains)
+    apply_masks(net, masks)
     return selection, setting
 
 

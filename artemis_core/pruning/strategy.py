@@ -73,6 +73,10 @@ class Strategy(ABC):
     #: plaintext baselines do); rotation-aware strategies never prune groups that
     #: save no rotation.
     rotation_aware: ClassVar[bool] = True
+    #: Filters it zeroes are removed physically where the model allows it (with the next
+    #: conv's matching input channels, see :mod:`artemis_core.pruning.channels`), so the
+    #: counts are those of the smaller layers.
+    removes_channels: ClassVar[bool] = False
 
     @abstractmethod
     def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:
