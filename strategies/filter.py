@@ -15,6 +15,7 @@ class FilterStrategy(Strategy):
     name = "filter"
     description = "whole output filters by L1 norm, removed physically (Li et al. 2017)"
     rotation_aware = False
+    he_aware = False
     removes_channels = True
 
     def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:

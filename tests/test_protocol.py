@@ -115,3 +115,30 @@ def test_a_front_point_whose_interval_overlaps_the_next_strategy_is_flagged():
     apart = close[:2] + [_run("hybrid", 1, a, a, seed=s) for s, a in enumerate((0.50, 0.51))]
     rows = {r["strategy"]: r for r in build_table(apart).rows}
     assert rows["diagonal"]["overlaps"] == "" and rows["diagonal"][CI][0] > 0.51
+
+
+# --- Hunter -----------------------------------------------------------------------------
+
+def test_hunter_picks_other_masks_than_diagonal_without_the_regularizer():
+    from artemis_core.learning.zoo import build_model
+    from artemis_core.pruning.budget import select
+    from artemis_core.pruning.groups import collect_groups
+    from artemis_core.pruning.pipeline import HESetting
+    from artemis_core.pruning.strategy import CostModelGroupStrategy
+
+    class DiagonalNoReg(CostModelGroupStrategy):
+        name, kinds, regularized = "diagonal-noreg-like", ("diagonal",), False
+
+    net = build_model("digits-resnet", 10, (1, 8, 8), seed=0)
+    setting = HESetting.for_model(net, (1, 8, 8))
+    chosen = {}
+    for strategy in (get("strategy", "hunter")(), DiagonalNoReg()):
+        layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, strategy)
+        kinds = {lg.groups.kind for lg in layers}
+        chosen[strategy.name] = select(layers, strategy, setting.specs, setting.params,
+                                       setting.cost_model, parse_target("2x"))
+    assert kinds == {"diagonal"} and get("strategy", "hunter").kinds == (
+        "positional", "block", "diagonal")
+    hunter, noreg = chosen["hunter"], chosen["diagonal-noreg-like"]
+    assert hunter.ops.rotations <= 192 and noreg.ops.rotations <= 192
+    assert any(not torch.equal(hunter.masks[k], noreg.masks[k]) for k in noreg.masks)

@@ -253,7 +253,7 @@ def _stored(store: ResultStore, plan: ComparePlan, keys: Iterable[RunKey],
 def matched_plans(plan: ComparePlan, records: Iterable[RunRecord]) -> list[ComparePlan]:
     """One plan per (seed, target) where a strategy did not reach the target: those
     strategies again at the weight sparsity of that target's best HE-aware run (the
-    rotation-aware strategy whose chosen λ has the best validation accuracy)."""
+    ``he_aware`` strategy whose chosen λ has the best validation accuracy)."""
     chosen = [r for r in choose_lams(records) if r.ok and not r.key.target.endswith("%")]
     plans = []
     for seed in plan.seeds:
@@ -261,7 +261,7 @@ def matched_plans(plan: ComparePlan, records: Iterable[RunRecord]) -> list[Compa
             here = [r for r in chosen if r.key.seed == seed and r.key.target == target]
             short = [r.key.strategy for r in here if r.metrics.get("reached") is False]
             aware = [r for r in here if r.metrics.get("reached", True)
-                     and get("strategy", r.key.strategy).rotation_aware]
+                     and get("strategy", r.key.strategy).he_aware]
             if not short or not aware:
                 continue
             best = max(aware, key=lambda r: r.metrics.get("val_accuracy") or 0.0)
