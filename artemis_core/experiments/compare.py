@@ -89,7 +89,7 @@ class ComparePlan:
 
     def key(self, strategy: str, target: str, seed: int, lam: float | None = None) -> RunKey:
         """The key of one run: its names, λ, and the digest of its :meth:`config`."""
-        config = self._config(strategy, lam)
+        config = jsonable(self._config(strategy, lam))
         return RunKey(self.model, self.dataset, strategy, target, seed, lam_text(lam),
                       settings_digest(config))
 
@@ -104,8 +104,9 @@ class ComparePlan:
     def config(self, key: RunKey) -> dict[str, Any]:
         """Every setting that changes the run ``key``: the dense model's, the pipeline's
         (λ, cap, epochs, schedule, group cost, cost model, N, augmentation, ...), the
-        split, the package version; a stored run is reused only when all match."""
-        return self._config(key.strategy, float(key.lam) if key.lam else None)
+        split, the package version; a stored run is reused only when all match. Plain
+        JSON values: what the run's file holds."""
+        return jsonable(self._config(key.strategy, float(key.lam) if key.lam else None))
 
     def dense_config(self) -> dict[str, Any]:
         """The settings that change the dense model of a seed."""
@@ -115,7 +116,7 @@ class ComparePlan:
 
     def prune_options(self, key: RunKey) -> dict[str, Any]:
         """Keyword arguments of ``prune_run`` for ``key`` (besides where it writes)."""
-        config = {k: v for k, v in self.config(key).items() if k in self.prune or k == "lam"}
+        config = dict(self.prune) | ({"lam": float(key.lam)} if key.lam else {})
         return {"config": config, "data_root": self.data_root, "split": self.split}
 
     def dense_options(self) -> dict[str, Any]:
