@@ -8,8 +8,7 @@ from typing import Any
 
 from .results import RunRecord, settings_digest
 
-#: Settings that say which λ a run used, or which run its sparsity matches: a run's
-#: *setting* without them is what λ is chosen within.
+#: Settings that say which λ a run used; λ is chosen among runs equal in all the others.
 CHOICE_KEYS = ("lam",)
 
 
