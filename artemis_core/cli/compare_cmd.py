@@ -16,7 +16,7 @@ from ..he.latency import Calibration
 from ..io import split_list
 from ..learning.catalog import Split
 from ..registry import get, get_registry
-from .options import data_options
+from .options import cost_model_option, data_options
 from .report_cmd import output_options, show_results
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
@@ -58,6 +58,7 @@ def build_plan(model: str | None, dataset: str, strategies: str | None, targets:
     if prune_epochs is not None:
         settings |= {"reg_epochs": prune_epochs, "finetune_epochs": prune_epochs}
     config = PruneConfig(**settings)
+    get("cost_model", config.cost_model)
     model = model or get("dataset", dataset).default_model
     get("model", model)
     names = tuple(dict.fromkeys(split_list(strategies))) or tuple(
@@ -77,6 +78,7 @@ Examples:
   artemis compare --strategies diagonal,hunter --targets 1.5x,4x --out runs/demo
   artemis compare --targets 1.5x,2x,4x,6x --seeds 0,1 --jobs 2
   artemis compare --strategies diagonal,hybrid --targets 4x --lams 0.5,2 --prune-epochs 2
+  artemis compare --cost-model bsgs --strategies positional,diagonal --targets 1.2x,1.5x
   artemis report runs/demo --format github     # the table again, from the files
 """)
 @data_options
@@ -110,13 +112,15 @@ Examples:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Result directory (default: runs/DATASET-MODEL); runs stored there are "
                    "skipped, so an interrupted comparison resumes.")
+@cost_model_option()
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs in parallel processes (torch threads are split between them).")
 @output_options
 def compare(model: str | None, dataset: str, data_root: str | None, strategies: str | None,
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
             lams: str | None, validation: float, split_seed: int, max_sparsity: float,
-            group_cost: str, augment: bool, out: str | None, jobs: int, fmt: str,
+            group_cost: str, augment: bool, out: str | None, cost_model: str, jobs: int,
+            fmt: str,
             calibration: Calibration, plot_path: Path | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
 
@@ -128,8 +132,9 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
                       data_root, lams, Split(validation, split_seed),
                       {"max_sparsity": max_sparsity, "group_cost": group_cost,
-                       "augment": augment})
-    out = out or f"runs/{plan.dataset}-{plan.model}"
+                       "augment": augment, "cost_model": cost_model})
+    suffix = "" if cost_model == "gazelle" else f"-{cost_model}"
+    out = out or f"runs/{plan.dataset}-{plan.model}{suffix}"
     outcome = run_comparison(plan, out, train_dense, prune_run, jobs=jobs)
     click.echo(f"{outcome.ran} runs done, {outcome.reused} reused from {out}", err=True)
     show_results(outcome.records, ResultStore(out), fmt=fmt, calibration=calibration,

@@ -9,6 +9,7 @@ is a column too; settings that differ between the runs split rows by default.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,13 @@ from .selection import choose_lams
 #: Estimated HE seconds of a model's op counts (see :mod:`artemis_core.he.latency`).
 LatencyFn = Callable[[OpCount], float]
 
-KEY_COLUMNS = ("model", "dataset", "strategy", "target", "at", "seed")
-DEFAULT_GROUP_BY = ("model", "dataset", "strategy", "target", "at")
+KEY_COLUMNS = ("model", "dataset", "cost_model", "strategy", "target", "at", "seed")
+DEFAULT_GROUP_BY = ("model", "dataset", "cost_model", "strategy", "target", "at")
+#: Cost model of runs stored before it was recorded.
+DEFAULT_COST_MODEL = "gazelle"
+#: Metrics a run records under every registered cost model (``by_cost_model``), shown
+#: side by side as ``KEY[cost model]`` columns.
+COUNTED_METRICS = ("rotations", "rotation_reduction", "pmult", "keys")
 RUNS = "runs"
 PARETO = "pareto"
 NOTE = "note"
@@ -68,6 +74,18 @@ METRICS: tuple[Metric, ...] = (
     Metric("wall_s", "wall (s)", lambda v: f"{v:.1f}"),
 )
 _METRIC = {m.key: m for m in METRICS}
+
+
+def _metric(column: str) -> Metric | None:
+    """The metric shown in ``column``: one of :data:`METRICS`, or ``KEY[cost model]``
+    (that metric counted under another cost model)."""
+    if column in _METRIC:
+        return _METRIC[column]
+    match = re.fullmatch(r"(\w+)\[(.+)\]", column)
+    if match and match.group(1) in COUNTED_METRICS:
+        base = _METRIC[match.group(1)]
+        return Metric(column, f"{base.header} [{match.group(2)}]", base.show)
+    return None
 _STD_SHOWN = {"delta_accuracy": lambda v: f"{100 * v:.2f}"}  # a spread has no sign
 
 
@@ -75,9 +93,12 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def run_values(record: RunRecord, latency: LatencyFn | None = None) -> dict[str, Any]:
+def run_values(record: RunRecord, latency: LatencyFn | None = None,
+               cost_models: Sequence[str] = ()) -> dict[str, Any]:
     """One run as raw column values: key columns, ``at``, its settings, every metric
-    (None for a failed run) and ``note`` (the failure, if any)."""
+    (None for a failed run), the run's counts under each of ``cost_models``
+    (``KEY[name]``; None where the run did not record them) and ``note`` (the failure,
+    if any)."""
     key = record.key
     config = dict(record.config)
     m = record.metrics
@@ -90,12 +111,15 @@ def run_values(record: RunRecord, latency: LatencyFn | None = None) -> dict[str,
     values: dict[str, Any] = {
         **{k: v for k, v in config.items() if not isinstance(v, dict | list)},
         "lam": _number(config.get("lam")), "model": key.model, "dataset": key.dataset,
+        "cost_model": config.get("cost_model") or m.get("cost_model", DEFAULT_COST_MODEL),
         "strategy": key.strategy, "target": target, "at": at, "seed": key.seed,
         NOTE: record.error if not record.ok else "",
     }
+    side = {f"{k}[{name}]": record.metrics.get("by_cost_model", {}).get(name, {}).get(k)
+            for name in cost_models for k in COUNTED_METRICS}
     if not record.ok:
-        return values | dict.fromkeys(_METRIC)
-    return values | {
+        return values | dict.fromkeys(_METRIC) | side
+    return values | side | {
         "accuracy": m["accuracy"], "delta_accuracy": m["accuracy"] - m["dense_accuracy"],
         "val_accuracy": _number(m.get("val_accuracy")), "sparsity": _number(m.get("sparsity")),
         "rotations": m["rotations"], "rotation_reduction": m["rotation_reduction"],
@@ -122,7 +146,7 @@ class Table:
         ``_std`` right after it when runs were aggregated."""
         keys = [
             k for c in self.columns
-            for k in ((c, c + STD_SUFFIX) if self.aggregated and c in _METRIC else (c,))
+            for k in ((c, c + STD_SUFFIX) if self.aggregated and _metric(c) else (c,))
         ]
         return [{k: row.get(k) for k in keys} for row in self.rows]
 
@@ -217,7 +241,7 @@ def _overlaps(rows: list[dict[str, Any]]) -> None:
 
 def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] | None = None,
                 columns: Sequence[str] | None = None, sort: str = "",
-                latency: LatencyFn | None = None) -> Table:
+                latency: LatencyFn | None = None, cost_models: Sequence[str] = ()) -> Table:
     """The λ of each strategy × target × seed chosen on validation accuracy
     (:func:`~artemis_core.experiments.selection.choose_lams`), then runs grouped by
     ``group_by`` (default: :data:`DEFAULT_GROUP_BY` plus every setting whose value differs
@@ -228,12 +252,17 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] | None 
 
     ``columns`` picks and orders the shown columns (any setting too; default: group keys,
     runs, λ, every metric, interval, Pareto, overlaps and note when a row has them);
-    ``sort`` is a :func:`parse_sort` spec (default: the group keys).
+    ``sort`` is a :func:`parse_sort` spec (default: the group keys). ``cost_models`` adds
+    each run's rotations, reduction, PMult and keys under those cost models as
+    ``KEY[name]`` columns, side by side (the ``cost_model`` column, the one a run was
+    pruned under, is hidden when every row is gazelle's).
     """
     chosen = choose_lams(records)
-    runs = [run_values(r, latency) for r in chosen]
+    runs = [run_values(r, latency, cost_models) for r in chosen]
+    metrics = [m.key for m in METRICS if m.key != "latency_s" or latency is not None]
+    metrics += [f"{k}[{name}]" for name in dict.fromkeys(cost_models) for k in COUNTED_METRICS]
     settings = sorted({k for run in runs for k in run} - set(KEY_COLUMNS) - set(_METRIC)
-                      - {NOTE})
+                      - set(metrics) - {NOTE})
     if group_by is None:
         group_by = DEFAULT_GROUP_BY + tuple(
             k for k in settings if k not in _NOT_GROUPED
@@ -242,7 +271,6 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] | None 
     group_by = tuple(dict.fromkeys(group_by))
     if not group_by:
         raise ArtemisError(f"--group-by needs at least one of: {', '.join(KEY_COLUMNS)}")
-    metrics = [m.key for m in METRICS if m.key != "latency_s" or latency is not None]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(tuple(repr(run.get(k)) for k in group_by), []).append(run)
@@ -262,7 +290,7 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] | None 
     available = [*group_by, RUNS, "lam", *metrics, CI, PARETO, OVERLAP, NOTE, *extra]
     hidden = {RUNS} if "seed" in group_by else set()  # one run per row: runs says nothing
     for column, empty in ((NOTE, ""), (OVERLAP, ""), (CI, None), ("lam", None),
-                          ("at", AT_TARGET)):
+                          ("at", AT_TARGET), ("cost_model", DEFAULT_COST_MODEL)):
         if all(row.get(column, empty) == empty for row in rows):
             hidden.add(column)
     shown = list(columns) if columns else [c for c in available
@@ -279,7 +307,8 @@ _HEADERS = {CI: "accuracy 95% CI", "lam": "λ"}
 
 
 def _header(column: str) -> str:
-    return _METRIC[column].header if column in _METRIC else _HEADERS.get(column, column)
+    metric = _metric(column)
+    return metric.header if metric else _HEADERS.get(column, column)
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
@@ -288,16 +317,17 @@ def _cell(row: dict[str, Any], column: str) -> str:
         return "*" if value else ""
     if column == CI:
         return "" if value is None else f"[{100 * value[0]:.2f}, {100 * value[1]:.2f}]"
-    if column not in _METRIC:
+    metric = _metric(column)
+    if metric is None:
         if value is None:
             return "-"
         return f"{value:g}" if isinstance(value, float) else str(value)
-    if value is None:  # every run of the row failed
+    if value is None or value != value:  # every run failed, or none recorded it (nan)
         return "-"
-    text = _METRIC[column].show(value)
+    text = metric.show(value)
     spread = row.get(column + STD_SUFFIX) or 0
     if spread > 0:  # runs that agree exactly (e.g. op counts) show no "± 0"
-        text += " ± " + _STD_SHOWN.get(column, _METRIC[column].show)(spread)
+        text += " ± " + _STD_SHOWN.get(column, metric.show)(spread)
     return text
 
 
@@ -309,6 +339,6 @@ def render_table(table: Table, fmt: str) -> str:
     headers = [_header(c) for c in table.columns]
     display = [{_header(c): _cell(row, c) for c in table.columns} for row in table.rows]
     # Cells are pre-formatted strings: stop tabulate from re-parsing "2.00" as 2.
-    align = ["right" if c in _METRIC or c in (RUNS, "seed", "lam") else "left"
+    align = ["right" if _metric(c) or c in (RUNS, "seed", "lam") else "left"
              for c in table.columns]
     return render(display, fmt, headers, disable_numparse=True, colalign=align)

@@ -105,5 +105,23 @@ class Dataset(ABC):
         return TensorDataset(images[keep], labels[keep])
 
 
+#: Seed of :func:`subset`'s draw: fixed, so every run and seed sees the same images.
+SUBSET_SEED = 0
+
+
+def subset(data: TensorDataset, size: int | None) -> TensorDataset:
+    """``size`` samples of ``data`` drawn without replacement (seeded with
+    :data:`SUBSET_SEED`, in their original order); all of it for ``None``."""
+    if size is None:
+        return data
+    total = len(data)
+    if not 1 <= size <= total:
+        raise ArtemisError(f"a subset of {size} samples is not possible: the split has {total}; "
+                           f"allowed: 1..{total}")
+    generator = torch.Generator().manual_seed(SUBSET_SEED)
+    chosen = torch.randperm(total, generator=generator)[:size].sort().values
+    return TensorDataset(*(t[chosen] for t in data.tensors))
+
+
 declare_kind("model", ModelInfo, instances=True)
 declare_kind("dataset", Dataset)

@@ -26,10 +26,10 @@ from ..he.latency import load_calibration
 from ..he.params import HEParams, default_log_n
 from ..he.specs import ConvSpec, OpCount
 from ..learning import checkpoint as ckpt
-from ..learning.catalog import Dataset, Split
+from ..learning.catalog import Dataset, Split, subset
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
-from ..registry import get
+from ..registry import get, get_registry
 from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
 from .channels import channel_chains, propagate, shrink
 from .groups import collect_groups, latency_weighted
@@ -126,6 +126,23 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
     }
 
 
+def counts_by_cost_model(net: nn.Module, setting: HESetting) -> dict[str, dict[str, Any]]:
+    """The model's rotations, reduction, PMult and keys (mask = weight != 0) under every
+    registered cost model that supports its layers, at the same parameters."""
+    out = {}
+    for name in get_registry().names("cost_model"):
+        other = HESetting(setting.specs, setting.params, get("cost_model", name)(),
+                          setting.chains)
+        try:
+            ops, dense = other.count_weights(net), other.count()
+        except ArtemisError:  # a plugin that does not support these layers
+            continue
+        out[name] = {"rotations": ops.rotations, "dense_rotations": dense.rotations,
+                     "rotation_reduction": dense.rotations / max(ops.rotations, 1),
+                     "pmult": ops.pmult, "keys": ops.keys}
+    return out
+
+
 def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
               progress: bool = True, split: Split | None = None,
               ) -> tuple[dict[str, Any], list[EpochRecord]]:
@@ -146,7 +163,7 @@ def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
         "model": model_name, "dataset": data.name, "seed": config.seed,
         "accuracy": evaluate(net, data.split("test")),
         "val_accuracy": evaluate(net, data.split("validation", split)),
-        "train_accuracy": evaluate(net, train_set),
+        "train_accuracy": evaluate(net, subset(train_set, config.train_subset)),
         "split": asdict(split),
         "wall_seconds": sum(r.seconds for r in history),
         "config": asdict(config),
@@ -212,19 +229,25 @@ def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
 def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               epochs: int | None = None, out: Path | None = None, progress: bool = True,
               config: PruneConfig | Mapping[str, Any] | None = None,
-              data_root: str | None = None, split: Split | None = None) -> dict[str, Any]:
+              data_root: str | None = None, split: Split | None = None,
+              cost_model: str | None = None) -> dict[str, Any]:
     """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x", a rotation count
     or a weight sparsity "90%"), fine-tune, optionally save the pruned checkpoint, and
     return flat metrics. ``config`` is a :class:`PruneConfig` or its fields; ``epochs``
-    overrides both the regularized and the fine-tuning epochs. Training reads the
-    training part of ``split``, ``val_accuracy`` its validation part, and ``accuracy``
-    the test set, read once at the end. With ``out``, both training phases keep their
-    state beside it, so a rerun after an interruption resumes where it stopped."""
+    overrides both the regularized and the fine-tuning epochs, ``cost_model`` the
+    config's. Training reads the training part of ``split``, ``val_accuracy`` its
+    validation part, and ``accuracy`` the test set, read once at the end. With ``out``,
+    both training phases keep their state beside it, so a rerun after an interruption
+    resumes where it stopped. The metrics name the cost model and hold the pruned
+    model's counts under every registered one (``by_cost_model``), so a report can put
+    them side by side."""
     if isinstance(config, Mapping):
         config = PruneConfig(**config)
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
+    if cost_model is not None:
+        config = PruneConfig(**{**asdict(config), "cost_model": cost_model})
     split = split or Split()
     start = time.perf_counter()
     net, dense = ckpt.load_model(dense_checkpoint)
@@ -251,8 +274,9 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
         "reached": selection.reached, "reg_epochs": reg_epochs,
         "finetune_epochs": finetune_epochs, "epochs_after_dense": reg_epochs + finetune_epochs,
         "augment": config.augment, "split": asdict(split),
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": time.perf_counter() - start, "cost_model": config.cost_model,
         **he_metrics(ops, selection.dense_ops, setting.params),
+        "by_cost_model": counts_by_cost_model(net, setting),
     }
     if out is not None:
         ckpt.save(ckpt.Checkpoint.from_model(
