@@ -63,9 +63,10 @@ def _size(data: bytes, index: int) -> tuple[int, int]:
     return index, len(data)
 
 
-def _run(root: Path, executor: Executor | None = None, prune=fake_prune_run, **kwargs):
+def _run(root: Path, executor: Executor | None = None, prune=fake_prune_run, plan=PLAN,
+         **kwargs):
     Path(root).mkdir(parents=True, exist_ok=True)
-    plan = dataclasses.replace(PLAN, data_root=str(root))  # where the fakes log their calls
+    plan = dataclasses.replace(plan, data_root=str(root))  # where the fakes log their calls
     return run_comparison(plan, root, fake_train_dense, prune, executor=executor,
                           progress=False, **kwargs)
 
@@ -172,14 +173,19 @@ def test_a_pool_worker_that_dies_fails_what_it_held_and_the_pool_starts_again(po
 
 def test_a_comparison_on_ray_stores_what_the_local_one_does_from_ray_workers(tmp_path,
                                                                             ray_cluster):
-    local = _run(tmp_path / "local")
-    remote = _run(tmp_path / "ray", RayExecutor())
-    assert remote.ran == 12 and not remote.errors
+    grid = dataclasses.replace(PLAN, lams=(0.5, 2.0))  # each λ of the grid: runs of its own
+    runs = len(grid.keys())
+    assert runs > 12
+    local = _run(tmp_path / "local", plan=grid)
+    remote = _run(tmp_path / "ray", RayExecutor(), plan=grid)
+    assert remote.ran == runs and not remote.errors
+    assert [r.key for r in remote.records] == [r.key for r in local.records]
     assert [r.metrics for r in remote.records] == [r.metrics for r in local.records]
     log = (tmp_path / "ray" / "calls.log").read_text().splitlines()
-    assert len(log) == 14 and str(os.getpid()) not in {line.rsplit("pid=")[1] for line in log}
-    rerun = _run(tmp_path / "ray", RayExecutor())
-    assert rerun.ran == 0 and rerun.reused == 12
+    assert len(log) == runs + 2  # and two dense models
+    assert str(os.getpid()) not in {line.rsplit("pid=")[1] for line in log}
+    rerun = _run(tmp_path / "ray", RayExecutor(), plan=grid)
+    assert rerun.ran == 0 and rerun.reused == runs
 
 
 @pytest.mark.parametrize("prune, reason", [
@@ -253,8 +259,7 @@ def test_ctrl_c_cancels_the_outstanding_ray_tasks(tmp_path, ray_cluster):
     # The same command again finishes the sweep, and leaves no scratch files behind.
     outcome = _run(tmp_path, RayExecutor())
     assert outcome.ran == 12 and not outcome.errors
-    assert not work_dir(work_name(tmp_path, dataclasses.replace(PLAN, data_root=str(tmp_path)))
-                        ).exists()
+    assert not work_dir(work_name(tmp_path)).exists()
 
 
 # --- options ---------------------------------------------------------------------------------
