@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from artemis_plugins.models.he_cnn import build_he_cnn
+from he_models import chain
 from torch import nn
 
 from artemis_core.deploy.he_program import compile_model, fit_params
-from artemis_core.errors import ParamsError, SpecError
+from artemis_core.errors import BudgetError, ParamsError, SpecError
 from artemis_core.he.params import HEParams
 from artemis_core.learning.polyact import PolyAct
 from artemis_core.pruning.pipeline import PruneConfig, prune_model
 from artemis_core.registry import get
 
-PARAMS = HEParams.with_depth(13, 5, allow_insecure=True)
+PARAMS = HEParams.with_depth(13, 6, allow_insecure=True)
 SHAPE = (1, 8, 8)
 
 
@@ -47,8 +49,8 @@ def _zero_diagonals(model: nn.Sequential, fraction: float, seed: int) -> None:
             modules[spec.name].weight.view(-1)[chosen[chosen >= 0]] = 0.0
 
 
-def _run_sim(program, image: torch.Tensor):
-    backend = get("he_backend", "sim")(PARAMS)
+def _run_sim(program, image: torch.Tensor, params: HEParams = PARAMS):
+    backend = get("he_backend", "sim")(params)
     backend.keygen(program.service.rotation_steps)
     outputs = program.run(backend, [backend.encrypt(v) for v in program.service.pack(image)])
     return program.service.read_logits([backend.decrypt(ct) for ct in outputs]), backend.ops
@@ -77,8 +79,8 @@ def test_pruned_diagonals_remove_rotations():
 
 
 def test_depth_beyond_the_chain_is_refused():
-    with pytest.raises(ParamsError, match="needs 5 levels"):
-        compile_model(_model(seed=0), SHAPE, HEParams.with_depth(13, 4, allow_insecure=True),
+    with pytest.raises(ParamsError, match="needs 6 levels"):
+        compile_model(_model(seed=0), SHAPE, HEParams.with_depth(13, 5, allow_insecure=True),
                       get("cost_model", "gazelle")())
 
 
@@ -103,12 +105,12 @@ def test_a_vanishing_quadratic_term_is_refused():
 
 def test_fit_params_gives_the_shortest_secure_chain():
     params = fit_params(_model(seed=0), SHAPE, get("cost_model", "gazelle")(), log_n=14)
-    assert params == HEParams.with_depth(14, 5)
+    assert params == HEParams.with_depth(14, 6)  # 2 convs, 2 acts, classifier, reply mask
     assert params.log_q <= 438
 
 
 @pytest.mark.parametrize("strategy", ["diagonal", "positional", "hybrid", "hunter",
-                                      "unstructured", "filter"])
+                                      "unstructured"])
 def test_every_strategy_prunes_he_cnn_into_a_smaller_exact_program(strategy):
     model = _model(seed=5)
     dense_ops = compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")()).op_count()
@@ -121,3 +123,49 @@ def test_every_strategy_prunes_he_cnn_into_a_smaller_exact_program(strategy):
         expected = copy.deepcopy(model).double()(image[None].double())[0]
     assert torch.allclose(logits, expected, atol=1e-9)
     assert ops.rotations < dense_ops.rotations
+
+
+def test_filter_pruning_saves_no_rotation_of_he_cnn():
+    # Every output channel of a tall layer (q < p) or of the classifier lies on every
+    # diagonal, so removing filters leaves each rotation in place.
+    with pytest.raises(BudgetError, match="best it reaches is 38 rotations"):
+        prune_model(_model(seed=5), SHAPE, None, "filter", "1.2x", seed=0,
+                    config=PruneConfig(reg_epochs=0, log_n=PARAMS.log_n), progress=False)
+
+
+NARROWING = [  # (widths, strides, classes): the second conv or the classifier narrows
+    ([32, 4], [1, 2], 10),
+    ([8, 3], [1, 1], 10),
+    ([16, 5, 2], [1, 2, 1], 7),
+    ([40, 70, 6], [1, 1, 2], 3),
+    ([3, 64], [2, 1], 2),
+]
+
+
+@pytest.mark.parametrize("widths, strides, classes", NARROWING)
+def test_narrowing_and_widening_chains_are_exact_on_sim(widths, strides, classes):
+    model = chain(widths, strides, classes, seed=len(widths) + classes)
+    params = HEParams.with_depth(13, 2 * len(widths) + 2, allow_insecure=True)
+    program = compile_model(model, SHAPE, params, get("cost_model", "gazelle")())
+    image = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(7))
+    logits, ops = _run_sim(program, image, params)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).double()(image[None].double())[0]
+    assert torch.allclose(logits, expected, rtol=1e-9, atol=1e-9 * expected.abs().max())
+    assert ops == program.op_count()
+
+
+def test_reply_is_zero_outside_the_logit_slots_on_sim():
+    model = chain([32, 4], [1, 2], 10, seed=3)
+    program = compile_model(model, SHAPE, PARAMS, get("cost_model", "gazelle")())
+    backend = get("he_backend", "sim")(PARAMS)
+    backend.keygen(program.service.rotation_steps)
+    image = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(8))
+    outputs = program.run(backend, [backend.encrypt(v) for v in program.service.pack(image)])
+    slots = np.stack([backend.decrypt(ct) for ct in outputs])
+    logits = np.zeros_like(slots, dtype=bool)
+    for block, slot in program.service.output_slots:
+        logits[block, slot] = True
+    assert logits.sum() == 10
+    assert not slots[~logits].any()
+    assert np.abs(slots[logits]).min() > 0

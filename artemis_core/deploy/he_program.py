@@ -7,7 +7,7 @@ and its factor ``a`` is folded into the next layer's weights; a batch norm after
 convolution is folded into it (running statistics: eval-mode semantics). Global
 average pooling and the linear classifier become a 1×1 convolution on the last feature
 map (weights divided by the pixel count) followed by a rotate-and-sum over each class's
-pixels.
+pixels and a 0/1 mask that zeroes every slot but the logits (one level).
 Every step counts its operations from the same data it executes with.
 """
 
@@ -102,28 +102,31 @@ class PolyStep(Step):
 
 @dataclass(frozen=True)
 class SumStep(Step):
-    """Sum each class's pixels into its first slot (rotate-and-sum by ``steps``), then
-    add the classifier bias there."""
+    """Sum each class's pixels into its first slot (rotate-and-sum by ``steps``), zero
+    every other slot (one product with a 0/1 mask and a rescale: the reply reveals the
+    logits only), then add the classifier bias there."""
 
     name: str
     steps: tuple[int, ...]
+    mask: tuple[np.ndarray, ...]  # one 0/1 slot vector per ciphertext: 1 at its logits
     bias: tuple[np.ndarray, ...]  # one slot vector per ciphertext
 
     def run(self, backend: HEBackend, cts: list[Any]) -> list[Any]:
-        """log2(window) rotations and additions per ciphertext, then the bias."""
+        """Per ciphertext: log2(window) rotations and additions, the mask, the bias."""
         out = []
-        with backend.rotation_purpose("other"):
-            for ct, bias in zip(_live(self.name, cts), self.bias, strict=True):
+        for ct, mask, bias in zip(_live(self.name, cts), self.mask, self.bias, strict=True):
+            with backend.rotation_purpose("other"):
                 for step in self.steps:
                     ct = backend.add(ct, backend.rotate(ct, step))
-                out.append(backend.add_plain(ct, bias))
+            ct = backend.rescale(backend.multiply_plain(ct, mask))
+            out.append(backend.add_plain(ct, bias))
         return out
 
     def op_count(self) -> OpCount:
-        """Rotations and additions of :meth:`run`."""
+        """Rotations, additions, mask products and rescales of :meth:`run`."""
         blocks = len(self.bias)
-        return OpCount(other_rotations=len(self.steps) * blocks,
-                       adds=(len(self.steps) + 1) * blocks,
+        return OpCount(other_rotations=len(self.steps) * blocks, pmult=blocks,
+                       adds=(len(self.steps) + 1) * blocks, rescales=blocks,
                        rotation_steps=frozenset(self.steps))
 
 
@@ -181,7 +184,7 @@ def _classifier_spec(name: str, last: ConvSpec, c_out: int) -> ConvSpec:
     """The pooled linear layer as a 1×1 convolution on the last conv's output grid."""
     return ConvSpec(name, last.c_out, c_out, kernel=1, stride=1, padding=0,
                     height=-(-last.height // last.stride), width=-(-last.width // last.stride),
-                    gap=last.gap * last.stride, layout_channels=max(last.c_in, last.c_out))
+                    gap=last.gap * last.stride)
 
 
 def _pixel_sum(name: str, dense: LayerPlan, bias: torch.Tensor | None,
@@ -200,11 +203,13 @@ def _pixel_sum(name: str, dense: LayerPlan, bias: torch.Tensor | None,
         raise SpecError(f"layer {name!r}: the classes' pixels are not laid out in equal, "
                         "disjoint windows; cannot pool them by rotate-and-sum")
     steps = tuple(window >> k for k in range(1, window.bit_length()))
-    vectors = np.zeros((n_out, slots))
+    where = (block[:, 0].numpy(), base.numpy())
+    masks, vectors = np.zeros((n_out, slots)), np.zeros((n_out, slots))
+    masks[where] = 1.0
     if bias is not None:
-        vectors[block[:, 0].numpy(), base.numpy()] = bias.detach().double().numpy()
+        vectors[where] = bias.detach().double().numpy()
     outputs = tuple(zip(block[:, 0].tolist(), base.tolist(), strict=True))
-    return SumStep(f"{name}.sum", steps, tuple(vectors)), outputs
+    return SumStep(f"{name}.sum", steps, tuple(masks), tuple(vectors)), outputs
 
 
 def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams,
