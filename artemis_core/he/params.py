@@ -10,6 +10,9 @@ from ..errors import ParamsError
 #: (HomomorphicEncryption.org standard, as used by SEAL).
 MAX_LOG_Q_128 = {10: 27, 11: 54, 12: 109, 13: 218, 14: 438, 15: 881, 16: 1761, 17: 3524}
 MAX_PRIME_BITS = 60
+#: SEAL's serialisation overheads (bytes): per key-switching component, per key set.
+GALOIS_COMPONENT_HEADER = 113
+GALOIS_SET_HEADER = 56
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,18 @@ class HEParams:
 
     @property
     def rotation_key_bytes(self) -> int:
-        """Estimated size of one rotation (Galois) key: (k-1) decomposition components,
-        each 2 polynomials over k primes of N 64-bit words (SEAL's layout)."""
+        """Serialised size of one rotation (Galois) key in SEAL: (k-1) decomposition
+        components, each 2 polynomials over k primes of N 64-bit words plus a 113-byte
+        header (tests/test_params.py checks it against Pyfhel's own serialisation)."""
         k = len(self.coeff_modulus_bits)
-        return (k - 1) * 2 * k * self.n * 8
+        return (k - 1) * (2 * k * self.n * 8 + GALOIS_COMPONENT_HEADER)
+
+    def rotation_keys_bytes(self, count: int) -> int:
+        """Serialised size of a set of ``count`` rotation keys, as a client sends it:
+        each key, and once for the set an N-word table and a 56-byte header."""
+        if count < 0:
+            raise ParamsError(f"count={count} rotation keys must be non-negative")
+        return count * self.rotation_key_bytes + (self.n * 8 + GALOIS_SET_HEADER if count else 0)
 
 
 def default_log_n(input_shape: tuple[int, ...]) -> int:
