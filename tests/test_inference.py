@@ -55,6 +55,7 @@ def test_only_the_program_rotation_keys_are_sent(session):
     _, program, client, server = session
     keys = client.evaluation_keys()
     assert keys.rotation_steps == program.service.rotation_steps
+    assert len(keys.rotation_keys) == PARAMS.rotation_keys_bytes(len(keys.rotation_steps))
     assert server.backend.rotation_steps == program.op_count().rotation_steps
     missing = next(s for s in range(1, 64) if s not in server.backend.rotation_steps)
     with pytest.raises(BackendError, match=f"no rotation key for step {missing}"):

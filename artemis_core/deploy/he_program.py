@@ -241,12 +241,12 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
 
 
 def fit_params(model: nn.Module, input_shape: Sequence[int], cost_model: CostModel,
-               log_n: int = 14, scale_bits: int = 40) -> HEParams:
+               log_n: int = 14, scale_bits: int = 40, allow_insecure: bool = False) -> HEParams:
     """The shortest chain [60, scale_bits × depth, 60] for ``model`` at N = 2^log_n,
-    checked against the 128-bit security table."""
+    checked against the 128-bit security table unless ``allow_insecure``."""
     probe = HEParams.with_depth(log_n, 1, scale_bits, allow_insecure=True)
     depth = _build(model, input_shape, probe, cost_model).depth
-    return HEParams.with_depth(log_n, depth, scale_bits)
+    return HEParams.with_depth(log_n, depth, scale_bits, allow_insecure=allow_insecure)
 
 
 def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,

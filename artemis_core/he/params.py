@@ -6,10 +6,14 @@ from dataclasses import dataclass
 
 from ..errors import ParamsError
 
-#: Largest total modulus log2(Q) for 128-bit classical security with a ternary secret
-#: (HomomorphicEncryption.org standard, as used by SEAL).
-MAX_LOG_Q_128 = {10: 27, 11: 54, 12: 109, 13: 218, 14: 438, 15: 881, 16: 1761, 17: 3524}
+#: Largest total modulus log2(Q) for 128-bit classical security with a ternary secret:
+#: the HomomorphicEncryption.org Security Standard (2018, Table 1) for N <= 2^15, which
+#: SEAL enforces, and OpenFHE's HEStd_128_classic table above it (SEAL has none there).
+MAX_LOG_Q_128 = {10: 27, 11: 54, 12: 109, 13: 218, 14: 438, 15: 881, 16: 1747, 17: 3523}
 MAX_PRIME_BITS = 60
+#: SEAL's own 128-bit table stops at N = 2^15: it refuses larger rings unless its
+#: security check is switched off.
+SEAL_MAX_LOG_N = 15
 #: SEAL's serialisation overheads (bytes): per key-switching component, per key set.
 GALOIS_COMPONENT_HEADER = 113
 GALOIS_SET_HEADER = 56
@@ -64,6 +68,15 @@ class HEParams:
         if depth < 0:
             raise ParamsError(f"depth={depth} must be non-negative")
         return cls(log_n, (60, *([scale_bits] * depth), 60), scale_bits, **kwargs)
+
+    @property
+    def security(self) -> str:
+        """What the parameters are: ``128-bit`` (HE Standard, N <= 2^15: SEAL checks it
+        too), ``128-bit (OpenFHE table; SEAL cannot check)`` above, or ``insecure``."""
+        if self.log_q > MAX_LOG_Q_128[self.log_n]:
+            return "insecure"
+        return "128-bit" if self.log_n <= SEAL_MAX_LOG_N else \
+            "128-bit (OpenFHE table; SEAL cannot check)"
 
     @property
     def n(self) -> int:
