@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artemis_core import ConvSpec, HEParams, SpecError, registry
+from artemis_core.he.extract import extract_specs
+from artemis_core.learning.zoo import build_model
 
 MODEL = GazelleCostModel()
 
@@ -227,3 +229,32 @@ def test_overlapping_groups_get_the_same_savings_as_alone():
     alone = [MODEL.group_savings(spec, params, g) for g in (positional, diagonal)]
     assert list(together.rotations) == [*alone[0].rotations, *alone[1].rotations]
     assert list(together.pmult) == [*alone[0].pmult, *alone[1].pmult]
+
+
+# Dense (rotations, PMult) per layer with the square layout of period
+# next_pow2(max(C_in, C_out)) (commit 6995f23, `artemis cost --model M --format json`).
+SQUARE_LAYOUT_COUNTS = {
+    ("digits-resnet", 14): {
+        "conv1": (39, 288), "layer1.0.conv1": (39, 288), "layer1.0.conv2": (39, 288),
+        "layer2.0.conv1": (71, 576), "layer2.0.conv2": (71, 576),
+        "layer2.0.shortcut.0": (63, 64), "fc": (63, 64)},
+    ("resnet20", 16): {
+        **{f"layer1.{b}.conv{c}": (23, 144) for b in range(3) for c in (1, 2)},
+        "conv1": (23, 144), "layer2.0.conv1": (39, 288), "layer2.0.shortcut.0": (31, 32),
+        **{f"layer2.{b}.conv{c}": (39, 288) for b in range(3) for c in (1, 2) if (b, c) != (0, 1)},
+        "layer3.0.conv1": (70, 576), "layer3.0.shortcut.0": (62, 64),
+        **{f"layer3.{b}.conv{c}": (78, 1152) for b in range(3) for c in (1, 2) if (b, c) != (0, 1)},
+        "fc": (63, 64)},
+}
+
+
+@pytest.mark.parametrize("model, log_n", SQUARE_LAYOUT_COUNTS)
+def test_no_resnet_layer_costs_more_than_with_the_square_layout(model, log_n):
+    shape = (1, 8, 8) if model == "digits-resnet" else (3, 32, 32)
+    specs = extract_specs(build_model(model, 10, shape, seed=0), shape)
+    before = SQUARE_LAYOUT_COUNTS[model, log_n]
+    assert {s.name for s in specs} == set(before)
+    for spec in specs:
+        ops = MODEL.count(spec, HEParams(log_n))
+        assert ops.rotations <= before[spec.name][0], spec.name
+        assert ops.pmult <= before[spec.name][1], spec.name
