@@ -206,12 +206,30 @@ class GazelleLayout:
         return torch.from_numpy(ids.astype(np.int64))
 
     def live_products(self, mask: np.ndarray) -> np.ndarray:
-        """Bool [n_out, n_in, taps, D] from a bool mask [c_out, c_in, taps]: a product is
-        live iff its tap touches a pixel and one of its weights is kept (one scatter over
-        the kept weights: this runs inside the pruning loop)."""
-        live = np.zeros(self.n_products + 1, dtype=bool)
-        live[self.product_id.numpy()[np.asarray(mask, dtype=bool).reshape(-1)]] = True
-        return live[:-1].reshape(self.n_out, self.n_in, self.taps, self.diagonals)
+        """Bool [n_out, n_in, taps, D] from a bool mask [c_out, c_in, taps]: product
+        (O, j, tap, d) is live iff its tap touches a pixel and some weight with
+        (o − c) mod D = d is kept. Output (tall) or input (wide) channels congruent mod D
+        share a diagonal, so the block mask is first OR-ed down to D×D; its diagonals
+        are then read through a strided view of it stacked twice along the output
+        channel (no index arrays, no thread pool: this runs inside the pruning loop)."""
+        p, q, big_d, taps = self.period, self.in_period, self.diagonals, self.taps
+        n_out, n_in = self.n_out, self.n_in
+        c_out, c_in = mask.shape[:2]
+        if (c_out, c_in) != (n_out * p, n_in * q):
+            padded = np.zeros((n_out * p, n_in * q, taps), dtype=bool)
+            padded[:c_out, :c_in] = mask
+            mask = padded
+        blocks = np.ascontiguousarray(mask).view(np.uint8).reshape(
+            n_out, p // big_d, big_d, n_in, q // big_d, big_d, taps)
+        if p != q:
+            blocks = blocks.max(axis=(1, 4), keepdims=True)
+        blocks = blocks.reshape(n_out, big_d, n_in, big_d, taps)
+        doubled = np.concatenate([blocks, blocks], axis=1)  # row a + D is row a again
+        s_o, s_a, s_j, s_i, s_t = doubled.strides
+        diagonals = np.lib.stride_tricks.as_strided(  # [O, j, tap, d, i] = row i + d, col i
+            doubled, (n_out, n_in, taps, big_d, big_d), (s_o, s_j, s_t, s_a, s_a + s_i),
+            writeable=False)
+        return diagonals.max(axis=-1).astype(bool) & self.tap_live[None, None, :, None]
 
     @cached_property
     def weights_per_product(self) -> torch.Tensor:
