@@ -35,6 +35,7 @@ Examples:
   artemis cost --model digits-resnet
   artemis cost --model resnet20 --log-n 16 --format json
   artemis cost --checkpoint pruned.pt --format github
+  artemis cost --model resnet20 --cost-model bsgs --format json
 """)
 @click.option("--model", "model_name", help="Registered model name (see artemis plugins).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
@@ -47,7 +48,8 @@ Examples:
 @click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Classifier outputs of a freshly built model.")
 @click.option("--cost-model", "cost_model_name", default="gazelle", show_default=True,
-              help="Registered cost model.")
+              help="Registered cost model (gazelle, bsgs, bsgs-best, or a plugin's); bsgs "
+                   "adds baby/giant/hybrid rotations, N1 per block and the best-N1 figure.")
 @format_option()
 def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
          input_shape: tuple[int, int, int] | None, num_classes: int, cost_model_name: str,
@@ -70,10 +72,16 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
         masks = nonzero_masks(model, [s.name for s in setting.specs]) if checkpoint else {}
         rows, total = [], OpCount()
         for spec in setting.specs:
-            ops = setting.cost_model.count(spec, params, masks.get(spec.name))
-            total = total + ops
-            rows.append(_row(spec.name, ops, spec))
-    totals = {f: total.as_dict()[f] for f in COUNT_FIELDS}
+            plan = setting.cost_model.plan(spec, params, masks.get(spec.name))
+            total = total + plan.op_count()
+            rows.append(_row(spec.name, plan.op_count(), spec, details=plan.details()))
+    extra: dict[str, int] = {}
+    for row in rows:  # the cost model's own integer figures add up
+        for key, value in row.pop("details").items():
+            row[key] = value
+            if isinstance(value, int):
+                extra[key] = extra.get(key, 0) + value
+    totals = {f: total.as_dict()[f] for f in COUNT_FIELDS} | extra
     totals["key_bytes"] = params.rotation_keys_bytes(total.keys)
     counted = "program" if program is not None else "layers"
     if fmt == "json":
@@ -103,19 +111,21 @@ def _program(model: nn.Module, shape: tuple[int, int, int], cost_model: CostMode
     return compile_model(model, shape, params, cost_model)
 
 
-def _row(name: str, ops: OpCount, spec=None, kind: str | None = None) -> dict:
-    """One table row: the layer's geometry (blank for steps without one) and its ops."""
+def _row(name: str, ops: OpCount, spec=None, kind: str | None = None,
+         details: dict | None = None) -> dict:
+    """One table row: the layer's geometry (blank for steps without one), its ops and
+    the cost model's own figures (``details``, moved into the row by the caller)."""
     counts = ops.as_dict()
     layer = {f: getattr(spec, f) if spec is not None else None for f in LAYER_FIELDS}
     layer["name"] = name
     if kind is not None:
         layer["kind"] = kind
     return {**layer, **{f: counts[f] for f in COUNT_FIELDS},
-            "rotation_steps": counts["rotation_steps"]}
+            "rotation_steps": counts["rotation_steps"], "details": details or {}}
 
 
 def _step_row(step) -> dict:
     """The row of one program step: a convolution with its spec, an activation, a pool."""
     if isinstance(step, ConvStep):
-        return _row(step.name, step.op_count(), step.plan.spec)
+        return _row(step.name, step.op_count(), step.plan.spec, details=step.plan.details())
     return _row(step.name, step.op_count(), kind="act" if isinstance(step, PolyStep) else "pool")

@@ -193,7 +193,10 @@ def _live_slots(plan: LayerPlan) -> list[np.ndarray]:
 
 def _pooling(name: str, classifier: LayerPlan, slots: int) -> SumStep:
     """The rotate-and-sum that gathers each channel's pixels into its first pixel, found
-    by probing where the classifier's :meth:`LayerPlan.pack` puts every input pixel."""
+    by probing where the classifier's :meth:`LayerPlan.pack` puts every input pixel:
+    exactly the channel's pixels when they form one power-of-two lattice (log2(pixels)
+    rotations; interleaved channels, as Orion's multiplexed packing, included), else the
+    whole window they span, which must hold no other channel."""
     spec = classifier.spec
     pixels = spec.height * spec.width
     ids = np.stack(classifier.pack(torch.arange(1.0, spec.c_in * pixels + 1)))
@@ -201,21 +204,42 @@ def _pooling(name: str, classifier: LayerPlan, slots: int) -> SumStep:
     first = np.full(spec.c_in * pixels + 1, flat.size)
     np.minimum.at(first, flat.astype(np.int64), np.arange(flat.size))
     where = first[1:].reshape(spec.c_in, pixels)  # first slot of every (channel, pixel)
-    base = where[:, :1]
-    offsets = where - base
-    window = 1 << int(offsets.max()).bit_length()
-    ok = bool((offsets == offsets[0]).all()) and bool((where[:, 0] == where.min(axis=1)).all())
-    owner = np.where(flat > 0, (flat.astype(np.int64) - 1) // pixels, -1)
-    for channel, start in enumerate(base[:, 0].tolist()):
-        inside = owner[start: start + window]
-        ok = ok and start % slots + window <= slots and bool(
-            np.isin(inside, (-1, channel)).all())
-    if not ok:
-        raise SpecError(f"layer {name!r}: each channel's pixels are not laid out in equal, "
-                        "disjoint windows starting at its first pixel; cannot pool them by "
-                        "rotate-and-sum")
-    steps = tuple(window >> k for k in range(1, window.bit_length()))
+    offsets = where - where[:, :1]
+    same = bool((offsets == offsets[0]).all()) and bool((offsets >= 0).all()) and bool(
+        (where // slots == where[:, :1] // slots).all())
+    steps = _cube_steps(offsets[0].tolist()) if same else None
+    if steps is None and same:
+        window = 1 << int(offsets.max()).bit_length()
+        owner = np.where(flat > 0, (flat.astype(np.int64) - 1) // pixels, -1)
+        if all(start % slots + window <= slots
+               and bool(np.isin(owner[start: start + window], (-1, channel)).all())
+               for channel, start in enumerate(where[:, 0].tolist())):
+            steps = tuple(window >> k for k in range(1, window.bit_length()))
+    if steps is None:
+        raise SpecError(f"layer {name!r}: each channel's pixels are neither on one "
+                        "power-of-two lattice nor alone in a window starting at its first "
+                        "pixel; cannot pool them by rotate-and-sum")
     return SumStep(f"{name}.pool", steps, len(ids))
+
+
+def _cube_steps(offsets: list[int]) -> tuple[int, ...] | None:
+    """Steps s_1 … s_k whose 0/1 sums are exactly ``offsets`` (each once), so that
+    rotate-and-sum by them adds precisely those slots into the first; None if none."""
+    rest = sorted(offsets)
+    if len(set(rest)) != len(rest) or rest[0] != 0:
+        return None
+    steps = []
+    while len(rest) > 1:
+        step, members, low = rest[1], set(rest), []
+        for offset in rest:
+            if offset in members:
+                if offset + step not in members:
+                    return None
+                members -= {offset, offset + step}
+                low.append(offset)
+        steps.append(step)
+        rest = low
+    return tuple(steps)
 
 
 def _logit_slots(classifier: LayerPlan, slots: int) -> tuple[tuple[int, int], ...]:
