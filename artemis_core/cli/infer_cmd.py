@@ -20,6 +20,7 @@ from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
 from ..pruning.pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
+from .engine_infer import read_config, run_on_engine
 from .options import choose_model, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
@@ -31,6 +32,7 @@ STRATEGY = "diagonal"
 @click.command(epilog="""\b
 Examples:
   artemis infer --model he-cnn --dataset digits --n 20
+  artemis infer --engine orion --model he-cnn --dataset digits --n 20
   artemis infer --model he-cnn --n 200 --workdir runs/infer --format json
   artemis infer --checkpoint runs/infer/he-cnn-digits-s0-dense.pt --n 50
 """)
@@ -61,15 +63,31 @@ Examples:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the trained checkpoints here and reuse them on later runs "
                    "[default: a temporary directory].")
+@click.option("--engine", "engine_name", default="artemis", show_default=True,
+              help="Encrypted-inference engine (artemis plugins --kind engine): artemis "
+                   "(our Pyfhel program) or orion (Orion on Lattigo, pruned under bsgs).")
+@click.option("--engine-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML or JSON settings of a non-artemis engine, e.g. Orion's ckks_params "
+                   "(docs/deploying-on-orion.md) [default: a 128-bit secure chain fitted to "
+                   "the model at --log-n].")
 @format_option()
 def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, target: str,
           epochs: int, reg_epochs: int, finetune_epochs: int, lam: float, log_n: int,
-          scale_bits: int, seed: int, workdir: Path | None, fmt: str) -> None:
+          scale_bits: int, seed: int, workdir: Path | None, engine_name: str,
+          engine_config: Path | None, fmt: str) -> None:
     """Classify test images encrypted, client and server apart, with the dense model and
     its diagonal-pruned version: the client encrypts each image, a server holding only
     evaluation keys runs the whole network on the ciphertext, the client decrypts the
     logits. Reports accuracy, agreement with plaintext predictions, latency, rotations,
-    keys and bytes sent."""
+    keys and bytes sent. With --engine orion the same dense and pruned models run on
+    Orion instead, beside the reductions the bsgs cost model predicts."""
+    if engine_name != "artemis":
+        engine = get("engine", engine_name)({"log_n": log_n, **read_config(engine_config)})
+        config = PruneConfig(lam=lam, reg_epochs=reg_epochs, finetune_epochs=finetune_epochs)
+        with _directory(workdir) as directory:
+            run_on_engine(engine, directory, checkpoint, model_name, dataset, count, target,
+                          epochs, config, log_n, seed, fmt)
+        return
     cost_model = get("cost_model", "gazelle")()
     parse_target(target)  # refuse a bad target before spending any time on training
     with _directory(workdir) as directory:
