@@ -118,10 +118,19 @@ def convert(model: nn.Module, input_shape: Sequence[int]) -> OrionNet:
     gm.recompile()
     net = _wrap(on, gm)
     net.eval()  # batch norms keep their running statistics while Orion fits ranges
+    for module in net.modules():
+        if type(module).compile is nn.Module.compile:
+            # Orion calls compile() on every layer; on one with nothing to encode (Add,
+            # Flatten, Mult) that is torch's Module.compile, which wraps it in dynamo
+            module.compile = _nothing
     for name, module in gm.named_modules():
         if isinstance(module, on.AvgPool2d) and name not in layers:
             layers[name] = None
     return OrionNet(net, layers)
+
+
+def _nothing() -> None:
+    """Compile nothing."""
 
 
 def _convert_module(on, name: str, module: nn.Module) -> nn.Module:

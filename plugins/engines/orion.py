@@ -142,12 +142,7 @@ class OrionEngine(Engine):
         if self.scheme is None:
             if self.ckks is None:
                 self.ckks = fitted_ckks_params(self.log_n, levels)
-            config = {"ckks_params": self.ckks, "orion": {**ORION_DEFAULTS,
-                                                          **(self.config.get("orion") or {})}}
-            if self.boot:
-                config["boot_params"] = self.boot
-            with _quiet():
-                self.scheme = orion.init_scheme(config)
+            self.scheme = _scheme(orion, self._orion_config())
         loader = DataLoader(TensorDataset(calibration, torch.zeros(len(calibration))),
                             batch_size=1)
         with _quiet():
@@ -158,6 +153,13 @@ class OrionEngine(Engine):
         compiled.setup_seconds = time.perf_counter() - start
         return compiled
 
+    def _orion_config(self) -> dict[str, Any]:
+        config = {"ckks_params": self.ckks,
+                  "orion": {**ORION_DEFAULTS, **(self.config.get("orion") or {})}}
+        if self.boot:
+            config["boot_params"] = self.boot
+        return config
+
     def key_bytes(self, galois_element: int) -> int:
         """Bytes of one serialised rotation key (all are the same size)."""
         if self._key_bytes is None:
@@ -166,6 +168,27 @@ class OrionEngine(Engine):
             self._key_bytes = len(data)
             backend.FreeCArray(pointer)
         return self._key_bytes
+
+
+#: (config, scheme) of the process's Orion scheme: Lattigo keeps its rotation keys in
+#: process-wide state, so a second scheme in one process fails on its first rotation.
+_SCHEME: list[tuple[dict[str, Any], Any]] = []
+
+
+def _scheme(orion, config: dict[str, Any]):
+    """Orion's scheme for ``config``: made once per process, shared by equal configs."""
+    if _SCHEME:
+        made, scheme = _SCHEME[0]
+        if made != config:
+            raise ParamsError(
+                f"Orion runs one scheme per process and this one has ckks_params "
+                f"{made['ckks_params']}; compile every model with the same settings "
+                f"(asked for {config['ckks_params']})")
+        return scheme
+    with _quiet():
+        scheme = orion.init_scheme(config)
+    _SCHEME.append((config, scheme))
+    return scheme
 
 
 class OrionCompiled(CompiledModel):
