@@ -25,7 +25,6 @@ COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_lo
            "s_per_image", "cpu_s_per_image", "threads", "speedup", "cpu_speedup",
            "diagonals", "keys", "key_MB", "bootstraps", "levels", "pred_rot_reduction",
            "pred_latency_reduction", "speedup_vs_pred")
-STRATEGY = "diagonal"
 #: training images Orion-like engines fit their activation ranges on
 CALIBRATION_IMAGES = 256
 MB = 1e6
@@ -53,8 +52,11 @@ def read_config(path: Path | None) -> dict[str, Any]:
     return config
 
 
-def pruning_cost_model(engine: Engine) -> str:
-    """The cost model to prune for ``engine`` (its own, when registered)."""
+def pruning_cost_model(engine: Engine, chosen: str | None) -> str:
+    """The cost model to prune for ``engine``: ``chosen``, else its own when registered."""
+    if chosen is not None:
+        get("cost_model", chosen)  # unknown names fail here, before training
+        return chosen
     wanted = engine.cost_model
     if wanted in get_registry().names("cost_model"):
         return wanted
@@ -64,12 +66,14 @@ def pruning_cost_model(engine: Engine) -> str:
 
 
 def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, model_name: str,
-                  dataset: str, count: int, target: str, epochs: int, config: PruneConfig,
-                  log_n: int, seed: int, fmt: str) -> None:
-    """Train (or load) the dense model, prune it under the engine's cost model, run both
-    on ``engine`` in one interleaved loop and print the table (or JSON)."""
+                  dataset: str, count: int, strategy: str, target: str,
+                  cost_model: str | None, epochs: int, config: PruneConfig, log_n: int,
+                  seed: int, fmt: str) -> None:
+    """Train (or load) the dense model, prune it with ``strategy`` under ``cost_model``
+    (default: the engine's), run both on ``engine`` in one interleaved loop and print
+    the table (or JSON)."""
     parse_target(target)
-    cost_model = pruning_cost_model(engine)
+    cost_model = pruning_cost_model(engine, cost_model)
     dense_path = checkpoint
     if dense_path is None:
         data = get("dataset", dataset)()
@@ -80,24 +84,24 @@ def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, mode
     chosen = choose_model(None, dense_path)
     dense, info = chosen.model, chosen.checkpoint
     engine.check(dense, info.input_shape)
-    pruned_path = directory / (f"{dense_path.stem}-{STRATEGY}-{cost_model}-{target}"
+    pruned_path = directory / (f"{dense_path.stem}-{strategy}-{cost_model}-{target}"
                                f"-lam{config.lam:g}-r{config.reg_epochs}"
                                f"-f{config.finetune_epochs}-n{log_n}.pt")
     if not pruned_path.exists():
         config = replace(config, cost_model=cost_model, log_n=log_n)
-        prune_run(STRATEGY, target, dense_path, seed, out=pruned_path, config=config)
+        prune_run(strategy, target, dense_path, seed, out=pruned_path, config=config)
     pruned = choose_model(None, pruned_path).model
     data = get("dataset", info.dataset)()
     images, labels = data.load("test").tensors
     calibration = data.load("train").tensors[0][:CALIBRATION_IMAGES]
-    label = f"{STRATEGY} {target}"
+    label = f"{strategy} {target}"
     runs = run_engine(engine, [("dense", dense), (label, pruned)], images[:count],
                       labels[:count], calibration)
     predicted = predict(cost_model, [dense, pruned], info.input_shape, log_n)
     rows = [row(run, runs[0], predicted[k], predicted[0]) for k, run in enumerate(runs)]
     payload = {
         "engine": engine.name, "model": info.model, "dataset": info.dataset,
-        "images": count, "strategy": STRATEGY, "target": target, "cost_model": cost_model,
+        "images": count, "strategy": strategy, "target": target, "cost_model": cost_model,
         "speedup": rows[1]["speedup"], "cpu_speedup": rows[1]["cpu_speedup"],
         "predicted_rotation_reduction": rows[1]["pred_rot_reduction"],
         "predicted_latency_reduction": rows[1]["pred_latency_reduction"],

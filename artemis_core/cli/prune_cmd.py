@@ -10,9 +10,10 @@ from ..io import render
 from ..pruning.budget import parse_target
 from ..pruning.pipeline import GROUP_COSTS, PruneConfig, prune_run, train_dense
 from ..registry import get
-from .options import data_options, format_option
+from .options import cost_model_option, data_options, format_option
 
-SUMMARY = ("strategy", "target", "accuracy", "dense_accuracy", "dense_rotations", "rotations",
+SUMMARY = ("strategy", "cost_model", "target", "accuracy", "dense_accuracy", "dense_rotations",
+           "rotations",
            "rotation_reduction", "pmult", "keys", "key_memory_mb", "sparsity", "wall_seconds")
 
 
@@ -33,6 +34,7 @@ Examples:
   artemis prune --strategy diagonal --target 4x
   artemis prune --strategy hybrid --target 2x --dataset digits --out pruned.pt
   artemis prune --strategy positional --target 150 --checkpoint dense.pt --format json
+  artemis prune --strategy positional --target 1.3x --cost-model bsgs
 """)
 @click.option("--strategy", required=True, help="Strategy name (see artemis plugins).")
 @click.option("--target", required=True,
@@ -53,18 +55,20 @@ Examples:
               show_default=True,
               help="c_g of the penalty: rotations a group saves, or its estimated latency.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@cost_model_option()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the pruned checkpoint here.")
 @format_option()
 def prune(strategy: str, target: str, dataset: str, model: str | None,
           checkpoint: Path | None, runs: Path, epochs: int | None, prune_epochs: int | None,
-          lam: float, group_cost: str, seed: int, data_root: str | None, out: Path | None,
-          fmt: str) -> None:
+          lam: float, group_cost: str, seed: int, cost_model: str, data_root: str | None,
+          out: Path | None, fmt: str) -> None:
     """Prune a model to a rotation target with one strategy and fine-tune it.
 
     Without --checkpoint a dense model is trained first (and cached for the next run).
     """
     get("strategy", strategy)  # fail fast on bad names and targets, before any training
+    get("cost_model", cost_model)
     parse_target(target)
     if checkpoint is None:
         data = get("dataset", dataset)
@@ -72,5 +76,6 @@ def prune(strategy: str, target: str, dataset: str, model: str | None,
         checkpoint = runs / f"dense-{model}-{dataset}-s{seed}.pt"
         train_dense(model, dataset, seed, epochs, checkpoint, data_root)
     metrics = prune_run(strategy, target, checkpoint, seed, prune_epochs, out,
-                        config=PruneConfig(lam=lam, group_cost=group_cost), data_root=data_root)
+                        config=PruneConfig(lam=lam, group_cost=group_cost, cost_model=cost_model),
+                        data_root=data_root)
     click.echo(render([summary_row(metrics)], fmt, json_payload=metrics))

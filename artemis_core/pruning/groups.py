@@ -60,6 +60,7 @@ def latency_weighted(layers: list[LayerGroups], calibration: Calibration) -> lis
     per_pmult = estimate_seconds(OpCount(pmult=1), calibration)
     return [
         replace(lg, groups=replace(
-            lg.groups, cost=lg.groups.rotations * per_rotation + lg.groups.pmult * per_pmult))
+            lg.groups, cost=(lg.groups.rotations * per_rotation
+                             + lg.groups.pmult * per_pmult).clamp(min=0)))
         for lg in layers
     ]

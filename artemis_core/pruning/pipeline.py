@@ -27,7 +27,7 @@ from ..learning import checkpoint as ckpt
 from ..learning.catalog import Dataset
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
-from ..registry import get
+from ..registry import get, get_registry
 from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
 from .groups import collect_groups, latency_weighted
 from .masking import apply_masks, nonzero_masks
@@ -107,6 +107,22 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
     }
 
 
+def counts_by_cost_model(net: nn.Module, setting: HESetting) -> dict[str, dict[str, Any]]:
+    """The model's rotations, reduction, PMult and keys (mask = weight != 0) under every
+    registered cost model that supports its layers, at the same parameters."""
+    out = {}
+    for name in get_registry().names("cost_model"):
+        other = HESetting(setting.specs, setting.params, get("cost_model", name)())
+        try:
+            ops, dense = other.count_weights(net), other.count()
+        except ArtemisError:  # a plugin that does not support these layers
+            continue
+        out[name] = {"rotations": ops.rotations, "dense_rotations": dense.rotations,
+                     "rotation_reduction": dense.rotations / max(ops.rotations, 1),
+                     "pmult": ops.pmult, "keys": ops.keys}
+    return out
+
+
 def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
               progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
     """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
@@ -176,15 +192,19 @@ def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
 def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               epochs: int | None = None, out: Path | None = None, progress: bool = True,
               config: PruneConfig | None = None, data_root: str | None = None,
-              ) -> dict[str, Any]:
+              cost_model: str | None = None) -> dict[str, Any]:
     """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
     count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
-    ``epochs`` overrides both the regularized and the fine-tuning epochs. With ``out``,
-    both training phases keep their state beside it, so a rerun after an interruption
-    resumes where it stopped."""
+    ``epochs`` overrides both the regularized and the fine-tuning epochs, ``cost_model``
+    the config's. With ``out``, both training phases keep their state beside it, so a
+    rerun after an interruption resumes where it stopped. The metrics name the cost
+    model and hold the pruned model's counts under every registered one
+    (``by_cost_model``), so a report can put them side by side."""
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
+    if cost_model is not None:
+        config = PruneConfig(**{**asdict(config), "cost_model": cost_model})
     start = time.perf_counter()
     net, dense = ckpt.load_model(dense_checkpoint)
     data = get("dataset", dense.dataset)(data_root)
@@ -205,8 +225,9 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
         "dense_accuracy": dense_accuracy,
         "delta_accuracy": None if dense_accuracy is None else accuracy - dense_accuracy,
         "sparsity": selection.sparsity, "groups_pruned": selection.groups_pruned,
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": time.perf_counter() - start, "cost_model": config.cost_model,
         **he_metrics(ops, selection.dense_ops, setting.params),
+        "by_cost_model": counts_by_cost_model(net, setting),
     }
     if out is not None:
         ckpt.save(ckpt.Checkpoint.from_model(
