@@ -60,8 +60,9 @@ Examples:
 @click.option("--scale-bits", type=int, default=40, show_default=True,
               help="CKKS scale 2^B (and size of the rescaling primes).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--strategy", default="diagonal", show_default=True,
-              help="Strategy of the pruned model (artemis plugins --kind strategy).")
+@click.option("--strategy", help="Strategy of the pruned model (artemis plugins --kind "
+                                 "strategy) [default: diagonal; with --engine, the engine's: "
+                                 "hybrid for orion].")
 @cost_model_option(default=None, default_help=" [default: gazelle; with --engine, the "
                                                 "engine's own: bsgs for orion]")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
@@ -77,7 +78,7 @@ Examples:
 @format_option()
 def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, target: str,
           epochs: int, reg_epochs: int, finetune_epochs: int, lam: float, log_n: int,
-          scale_bits: int, seed: int, strategy: str, cost_model: str | None,
+          scale_bits: int, seed: int, strategy: str | None, cost_model: str | None,
           workdir: Path | None, engine_name: str, engine_config: Path | None,
           fmt: str) -> None:
     """Classify test images encrypted, client and server apart, with the dense model and
@@ -90,11 +91,13 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
     if engine_name != "artemis":
         engine = get("engine", engine_name)({"log_n": log_n, **read_config(engine_config)})
         config = PruneConfig(lam=lam, reg_epochs=reg_epochs, finetune_epochs=finetune_epochs)
+        strategy = strategy or engine.strategy
         get("strategy", strategy)
         with _directory(workdir) as directory:
             run_on_engine(engine, directory, checkpoint, model_name, dataset, count, strategy,
                           target, cost_model, epochs, config, log_n, seed, fmt)
         return
+    strategy = strategy or "diagonal"
     cost_model_name = cost_model or "gazelle"
     cost_model = get("cost_model", cost_model_name)()
     get("strategy", strategy)

@@ -51,6 +51,8 @@ class Engine(ABC):
     description: ClassVar[str] = ""
     #: the cost model whose counts this engine executes: models are pruned under it
     cost_model: ClassVar[str] = "gazelle"
+    #: the strategy ``artemis infer --engine`` prunes with by default
+    strategy: ClassVar[str] = "diagonal"
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config = dict(config or {})

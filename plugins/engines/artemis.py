@@ -58,7 +58,7 @@ class ArtemisEngine(Engine):
 
         params = fit_params(model, input_shape, self.planner, self.log_n, self.scale_bits)
         return ArtemisCompiled(_Session(self.name, compile_model(model, input_shape, params,
-                                                                 self.cost_model)))
+                                                                 self.planner)))
 
 
 class ArtemisCompiled(CompiledModel):
