@@ -14,10 +14,12 @@ from artemis_core.registry import get, get_registry
 
 
 def test_every_dataset_is_registered():
-    assert {"digits", "synthetic", "cifar10", "cifar100"} <= set(get_registry().names("dataset"))
+    assert {"digits", "synthetic", "cifar10", "cifar100", "fashion-mnist", "mnist", "kmnist"} \
+        <= set(get_registry().names("dataset"))
 
 
-@pytest.mark.parametrize("name", ["digits", "synthetic", "cifar10", "cifar100"])
+@pytest.mark.parametrize("name", ["digits", "synthetic", "cifar10", "cifar100", "fashion-mnist",
+                                  "mnist", "kmnist"])
 def test_default_model_is_registered(name):
     get("model", get("dataset", name).default_model)
 
