@@ -77,6 +77,16 @@ def test_polyact_feeding_a_residual_add_stays_orions_polynomial():
 def test_he_cnn_uses_one_level_per_layer():
     model = build_model("he-cnn", 10, (1, 8, 8), seed=0)
     assert depth(convert(model, (1, 8, 8))) == 5  # conv, act, conv, act, pool+linear
+    unfused = convert(model, (1, 8, 8), fuse_classifier=False)
+    assert depth(unfused) == 6
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(unfused.net(x), model.eval()(x), atol=1e-5)
+
+
+def test_the_classifier_is_fused_unless_the_config_says_not():
+    assert get("engine", "orion")({"log_n": 14}).fuse_classifier
+    assert not get("engine", "orion")({"log_n": 14, "fuse_classifier": False}).fuse_classifier
 
 
 def test_an_unsupported_layer_is_named_before_any_key_is_made():

@@ -9,9 +9,9 @@ layer, before Orion makes any key. Two rewrites save levels and are exact:
   becomes x·(x + b/a) + c/a — one level — and its ``a`` is folded into that layer's
   weights (zero weights stay zero: pruning survives); otherwise it is Orion's
   degree-2 polynomial (two levels);
-* a global average pool followed by flatten and a linear classifier becomes flatten
-  and one linear layer whose weights are the classifier's divided by the pixel count
-  (one linear transform instead of two).
+* optionally, a global average pool followed by flatten and a linear classifier becomes
+  flatten and one linear layer whose weights are the classifier's divided by the pixel
+  count: one level fewer, but many more diagonals (the classes × C·h·w matrix).
 
 Orion itself is imported here on first use, so the rest of Artemis works without it.
 """
@@ -62,8 +62,10 @@ class OrionNet:
     layers: dict[str, str | None]
 
 
-def convert(model: nn.Module, input_shape: Sequence[int]) -> OrionNet:
-    """The Orion form of ``model`` (C×H×W inputs ``input_shape``), in eval mode."""
+def convert(model: nn.Module, input_shape: Sequence[int],
+            fuse_classifier: bool = True) -> OrionNet:
+    """The Orion form of ``model`` (C×H×W inputs ``input_shape``), in eval mode; with
+    ``fuse_classifier`` a global pool + flatten + linear becomes one linear layer."""
     orion = import_orion()
     on = orion.nn
     model = model.eval()
@@ -111,7 +113,8 @@ def convert(model: nn.Module, input_shape: Sequence[int]) -> OrionNet:
     for name, module in new_modules.items():
         _set_submodule(root, name, module)
     gm = fx.GraphModule(root, graph)
-    _fuse_pool_into_linear(gm, on, layers)
+    if fuse_classifier:
+        _fuse_pool_into_linear(gm, on, layers)
     for node in polys:
         _fold_poly(gm, on, node)
     gm.graph.lint()
