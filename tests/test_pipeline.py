@@ -56,8 +56,13 @@ def test_an_interrupted_prune_run_resumes_to_the_same_result(dense, tmp_path, mo
 
     import artemis_core.pruning.pipeline as pipeline
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    real_evaluate, evaluations = pipeline.evaluate, []
+
+    def interrupted(*args, **kwargs):  # the masked model's score, then the final one
+        evaluations.append(1)
+        if len(evaluations) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
 
     with monkeypatch.context() as patch:  # dies after both phases, before saving
         patch.setattr(pipeline, "evaluate", interrupted)
@@ -110,7 +115,7 @@ def test_latency_weighted_penalty_prunes_to_the_target(dense):
 
 
 def test_unknown_group_cost_is_refused():
-    with pytest.raises(ArtemisError, match="group_cost='seconds'; allowed: rotations, latency"):
+    with pytest.raises(ArtemisError, match="group_cost='seconds'; allowed: latency, rotations"):
         PruneConfig(group_cost="seconds")
 
 

@@ -12,7 +12,8 @@ from artemis_core.pruning.budget import parse_target, select
 from artemis_core.pruning.groups import collect_groups
 from artemis_core.registry import get
 
-BUILTIN_STRATEGIES = ["positional", "diagonal", "hybrid", "hunter", "unstructured", "filter"]
+BUILTIN_STRATEGIES = ["positional", "diagonal", "hybrid", "hunter", "unstructured", "filter",
+                      "diagonal-noreg"]
 PARAMS = HEParams(log_n=12, coeff_modulus_bits=(36, 30, 36), scale_bits=30)
 INPUT = (3, 8, 8)
 

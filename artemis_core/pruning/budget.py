@@ -59,26 +59,34 @@ class Selection:
     groups_pruned: int
 
 
+def admissible(lg: LayerGroups, strategy: Strategy, max_sparsity: float) -> torch.Tensor:
+    """Bool [G]: the groups the selector may ever take — those that fit under the
+    per-layer cap on their own and, for rotation-aware strategies, save a rotation."""
+    usable = lg.groups.sizes <= max_sparsity * lg.module.weight.numel()
+    if strategy.rotation_aware:
+        usable &= torch.as_tensor(lg.groups.rotations) > 0
+    return usable
+
+
 class _Candidates:
     """All admissible groups of a model in selection order, and masks for any prefix.
 
-    A group is admissible when it saves a rotation (rotation-aware strategies) and fits
-    under the per-layer cap on its own; a layer *saturates* at the first group that would
-    push it past ``max_sparsity`` of its weights, and none of its later groups are taken.
-    That keeps every layer alive and the prefix order monotone.
+    A group is admissible when :func:`admissible` says so; a layer *saturates* at the
+    first group that would push it past ``max_sparsity`` of its weights (weights already
+    zero under ``base`` count), and none of its later groups are taken. That keeps every
+    layer alive and the prefix order monotone. Importance is read from ``weights`` (layer
+    name → tensor, e.g. BN-folded) where given, else from the module's weight.
     """
 
-    def __init__(self, layers: list[LayerGroups], strategy: Strategy,
-                 max_sparsity: float) -> None:
+    def __init__(self, layers: list[LayerGroups], strategy: Strategy, max_sparsity: float,
+                 base: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> None:
         keys, owners, rows = [], [], []
+        self.base = base
         for layer_id, lg in enumerate(layers):
-            numel = lg.module.weight.numel()
-            importance = strategy.importance(lg.module.weight.detach(), lg.groups).float()
+            weight = weights.get(lg.spec.name, lg.module.weight).detach()
+            importance = strategy.importance(weight, lg.groups).float()
             rotations = torch.as_tensor(lg.groups.rotations).float()
-            usable = lg.groups.sizes <= max_sparsity * numel
-            if strategy.rotation_aware:
-                usable &= rotations > 0
-            rows_l = torch.nonzero(usable).squeeze(1)
+            rows_l = torch.nonzero(admissible(lg, strategy, max_sparsity)).squeeze(1)
             key = importance[rows_l]
             keys.append(key / rotations[rows_l] if strategy.rotation_aware else key)
             owners.append(torch.full_like(rows_l, layer_id))
@@ -87,26 +95,28 @@ class _Candidates:
         owner, row = torch.cat(owners)[order], torch.cat(rows)[order]
         admitted = torch.ones(len(row), dtype=torch.bool)
         for layer_id, lg in enumerate(layers):
-            admitted &= (owner != layer_id) | self._unsaturated(lg, row, owner == layer_id,
-                                                                max_sparsity)
+            admitted &= (owner != layer_id) | self._unsaturated(
+                lg, row, owner == layer_id, max_sparsity, base.get(lg.spec.name))
         self.layers = layers
         self.owner, self.row = owner[admitted], row[admitted]
         self.total_weights = sum(lg.module.weight.numel() for lg in layers)
 
     @staticmethod
     def _unsaturated(lg: LayerGroups, row: torch.Tensor, mine: torch.Tensor,
-                     max_sparsity: float) -> torch.Tensor:
+                     max_sparsity: float, base: torch.Tensor | None) -> torch.Tensor:
         """Bool over all ranks: this layer's group at that rank comes before saturation."""
         numel = lg.module.weight.numel()
         ranks = torch.nonzero(mine).squeeze(1)
         index = lg.groups.index[row[ranks]]
         slots = scatter_slots(index, numel)
         first = torch.full((numel + 1,), len(row), dtype=torch.long)  # rank a weight is zeroed
+        if base is not None:  # weights pruned before count from the start
+            first[:numel][base.reshape(-1) == 0] = -1
         first.scatter_reduce_(0, slots, ranks.repeat_interleave(index.shape[1]), "amin")
         zeroed = torch.sort(first[:numel]).values
         cap = int(max_sparsity * numel)
         limit = int(zeroed[cap]) if cap < numel else len(row)
-        return torch.arange(len(row)) < limit
+        return torch.arange(len(row)) < max(limit, 0)
 
     def __len__(self) -> int:
         return len(self.row)
@@ -119,7 +129,9 @@ class _Candidates:
             chosen = self.row[:k][self.owner[:k] == layer_id]
             flat = torch.ones(weight.numel() + 1)
             flat[scatter_slots(lg.groups.index[chosen], weight.numel())] = 0
-            masks[lg.spec.name] = flat[:-1].view_as(weight)
+            mask = flat[:-1].view_as(weight)
+            base = self.base.get(lg.spec.name)
+            masks[lg.spec.name] = mask if base is None else mask * base.to(mask.dtype)
         return masks
 
     def sparsity(self, masks: dict[str, torch.Tensor]) -> float:
@@ -142,18 +154,26 @@ def _first_true(lo: int, hi: int, predicate: Callable[[int], bool]) -> int:
 def select(
     layers: list[LayerGroups], strategy: Strategy, specs: list[ConvSpec], params: HEParams,
     cost_model: CostModel, target: Target, max_sparsity: float = DEFAULT_MAX_SPARSITY,
+    base: dict[str, torch.Tensor] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> Selection:
     """Prune the cheapest groups first (importance per rotation saved, or importance for
     plaintext baselines) until the model's true rotation count, re-read from the cost
-    model, meets ``target``; no layer loses more than ``max_sparsity`` of its weights."""
+    model, meets ``target``; no layer loses more than ``max_sparsity`` of its weights.
+
+    ``base`` (layer → 0/1 mask) is what an earlier pruning removed: the new masks keep it
+    (masks compose) and the target is measured from the dense model. ``weights`` (layer
+    → tensor) replaces the module's weight when ranking (e.g. BN-folded weights)."""
     if not layers:
         raise BudgetError(f"strategy {strategy.name!r} has no prunable groups in this model")
-    candidates = _Candidates(layers, strategy, max_sparsity)
+    base = base or {}
+    candidates = _Candidates(layers, strategy, max_sparsity, base, weights or {})
 
     def count(masks: dict[str, torch.Tensor]) -> OpCount:
-        return sum((cost_model.count(s, params, masks.get(s.name)) for s in specs), OpCount())
+        return sum((cost_model.count(s, params, masks.get(s.name, base.get(s.name)))
+                    for s in specs), OpCount())
 
-    dense = count({})
+    dense = sum((cost_model.count(s, params) for s in specs), OpCount())
     goal = target.rotations_for(dense.rotations)
     limit = len(candidates)
     best = count(candidates.masks(limit))
