@@ -10,11 +10,12 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install_pyfhel.sh
+$(STAMP): pyproject.toml scripts/install_pyfhel.sh scripts/install_orion.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	bash scripts/install_pyfhel.sh $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,orion]'
+	bash scripts/install_orion.sh $(PY)
 	touch $(STAMP)
 
 # Every registered strategy at three targets on digits (~70 s on 2 cores; a rerun reuses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +21,17 @@ def _pip(*args: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def installed_example_plugin():
-    """The example third-party plugin, pip-installed into this environment for the
-    session and uninstalled afterwards, exactly as a user would install it."""
-    _pip("install", "--no-deps", "--no-build-isolation", str(EXAMPLE_PLUGIN))
-    registry.get_registry.cache_clear()
-    try:
-        yield "artemis-random-strategy"
-    finally:
-        _pip("uninstall", "-y", "artemis-random-strategy")
+def installed_example_plugin(tmp_path_factory):
+    """The example third-party plugin, pip-installed (as a user would) into a directory of
+    its own that this process and its children see on their path: the environment the
+    tests run in is left as it was."""
+    site = tmp_path_factory.mktemp("plugin-site")
+    _pip("install", "--no-deps", "--no-build-isolation", "--target", str(site),
+         str(EXAMPLE_PLUGIN))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (
+            str(site), os.environ.get("PYTHONPATH")))))
         registry.get_registry.cache_clear()
+        yield "artemis-random-strategy"
+    registry.get_registry.cache_clear()

@@ -259,3 +259,14 @@ def test_a_bad_plot_or_calibration_fails_before_anything_is_trained(tmp_path, op
     result, out = _compare(tmp_path, option, str(tmp_path / value))
     assert result.exit_code != 0 and message in result.stderr
     assert not out.exists()
+
+
+def test_a_third_party_model_without_batchnorm_runs_through_compare(
+        installed_example_plugin, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    result, _ = _compare(tmp_path, "--model", "plain-odd-cnn", "--strategies", "diagonal",
+                         "--targets", "1.2x", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert (row["model"], row["strategy"]) == ("plain-odd-cnn", "diagonal")
+    assert row["rotation_reduction"] >= 1.2 and 0 <= row["accuracy"] <= 1

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import click
-import torch
 
-from ..errors import ArtemisError
 from ..he.specs import OpCount
 from ..io import render
-from ..learning.checkpoint import load_model
-from ..learning.zoo import build_model
 from ..pruning.masking import nonzero_masks
 from ..pruning.pipeline import HESetting
-from ..registry import get
-from .options import format_option
+from .options import choose_model, format_option
 
 LAYER_FIELDS = ("name", "kind", "c_in", "c_out", "kernel", "stride", "height", "width", "gap")
 COUNT_FIELDS = ("rotations", "input_rotations", "output_rotations", "other_rotations", "pmult",
@@ -29,21 +24,6 @@ def parse_input_shape(ctx: click.Context, param: click.Parameter,
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise click.BadParameter(f"{value!r} is not CxHxW with positive sizes, e.g. 3x32x32")
     return tuple(int(p) for p in parts)  # type: ignore[return-value]
-
-
-def _load(model_name: str | None, checkpoint: str | None, num_classes: int,
-          input_shape: tuple[int, int, int] | None) -> tuple[torch.nn.Module, tuple, str]:
-    """The model to count (built fresh, or loaded from a checkpoint) and its input shape."""
-    if checkpoint is not None:
-        model, saved = load_model(checkpoint)
-        if model_name is not None and model_name != saved.model:
-            raise ArtemisError(f"--model {model_name!r} but checkpoint {checkpoint!r} holds "
-                               f"{saved.model!r}")
-        return model, input_shape or saved.input_shape, saved.model
-    if model_name is None:
-        raise click.UsageError("give --model NAME or --checkpoint FILE")
-    shape = input_shape or get("model", model_name).default_input
-    return build_model(model_name, num_classes, shape, seed=0), shape, model_name
 
 
 @click.command(epilog="""\b
@@ -71,7 +51,8 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
     """Count the HE operations of every conv/linear layer (rotations split into input,
     output and layout-change ones, PMult, additions, rescales, rotation keys) and the
     model total. Without --checkpoint the model is dense."""
-    model, shape, name = _load(model_name, checkpoint, num_classes, input_shape)
+    chosen = choose_model(model_name, checkpoint, num_classes, input_shape)
+    model, shape, name = chosen.model, chosen.input_shape, chosen.name
     setting = HESetting.for_model(model, shape, cost_model_name, log_n)
     params = setting.params
     masks = nonzero_masks(model, [s.name for s in setting.specs]) if checkpoint else {}

@@ -16,12 +16,11 @@ from ..deploy.he_program import fit_params
 from ..errors import ArtemisError
 from ..he.cost_model import CostModel
 from ..io import render
-from ..learning.checkpoint import load_model
 from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
 from ..pruning.pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
-from .options import format_option
+from .options import choose_model, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
            "s_per_image", "cpu_s_per_image", "speedup", "cpu_speedup", "rotations",
@@ -81,14 +80,15 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
             _check_runnable(fresh, data.input_shape, cost_model, log_n, scale_bits)
             dense_path = directory / f"{model_name}-{dataset}-s{seed}-dense.pt"
             train_dense(model_name, dataset, seed, epochs, dense_path)
-        dense, info = load_model(dense_path)
+        chosen = choose_model(None, dense_path)
+        dense, info = chosen.model, chosen.checkpoint
         _check_runnable(dense, info.input_shape, cost_model, log_n, scale_bits)
         pruned_path = directory / (f"{dense_path.stem}-{STRATEGY}-{target}-lam{lam:g}"
                                    f"-r{reg_epochs}-f{finetune_epochs}.pt")
         if not pruned_path.exists():
             config = PruneConfig(lam=lam, reg_epochs=reg_epochs, finetune_epochs=finetune_epochs)
             prune_run(STRATEGY, target, dense_path, seed, out=pruned_path, config=config)
-        pruned, _ = load_model(pruned_path)
+        pruned = choose_model(None, pruned_path).model
     images, labels = get("dataset", info.dataset)().load("test").tensors
     images, labels = images[:count], labels[:count]
     runs = run_encrypted([("dense", dense), (f"{STRATEGY} {target}", pruned)], images, labels,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import click
+from dataclasses import dataclass
+from pathlib import Path
 
+import click
+from torch import nn
+
+from ..errors import ArtemisError
 from ..io import formats
 from ..learning.catalog import DATA_ROOT_ENV
+from ..learning.checkpoint import Checkpoint, load_model
+from ..learning.zoo import build_model
+from ..registry import get, get_registry
 
 
 def data_options(function):
@@ -29,3 +37,36 @@ def format_option(default: str = "simple"):
         "--format", "fmt", type=click.Choice(formats()), default=default, show_default=True,
         help="Output format: any tabulate format, or json / csv.",
     )
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    """The model a command works on, built fresh or loaded from a checkpoint."""
+
+    model: nn.Module
+    name: str
+    input_shape: tuple[int, int, int]
+    dataset: str | None  # the checkpoint's dataset, or the one whose default model it is
+    checkpoint: Checkpoint | None  # None for a freshly built (dense) model
+
+
+def choose_model(name: str | None, checkpoint: str | Path | None, num_classes: int | None = None,
+                 input_shape: tuple[int, int, int] | None = None) -> ChosenModel:
+    """``--model NAME`` (built with seed 0) or ``--checkpoint FILE`` (its model, weights and
+    dataset), the one way every command loads a model, with the same errors everywhere."""
+    if checkpoint is not None:
+        model, saved = load_model(checkpoint)
+        if name is not None and name != saved.model:
+            raise ArtemisError(f"--model {name!r} differs from the checkpoint's model "
+                               f"{saved.model!r}; leave --model out")
+        return ChosenModel(model, saved.model, input_shape or saved.input_shape, saved.dataset,
+                           saved)
+    if name is None:
+        raise ArtemisError("give --model NAME or --checkpoint FILE")
+    info = get("model", name)
+    dataset = next((e.name for e in get_registry().entries("dataset")
+                    if e.obj.default_model == name), None)
+    if num_classes is None:
+        num_classes = get("dataset", dataset).num_classes if dataset else 10
+    shape = input_shape or info.default_input
+    return ChosenModel(build_model(name, num_classes, shape, seed=0), name, shape, dataset, None)

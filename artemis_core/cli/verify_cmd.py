@@ -14,10 +14,8 @@ from ..he.extract import extract_specs
 from ..he.params import HEParams
 from ..he.verify import check_layer, layer_inputs
 from ..io import render, split_list
-from ..learning.checkpoint import load_model
-from ..learning.zoo import build_model
-from ..registry import get, get_registry
-from .options import format_option
+from ..registry import get
+from .options import choose_model, format_option
 
 COLUMNS = ("layer", "max_abs_error", "rotations", "pmult", "counts_match", "dense_s",
            "pruned_s", "speedup", "keys", "key_MB")
@@ -44,7 +42,9 @@ def verify(model_name: str | None, checkpoint: Path | None, layers: str | None, 
     dataset, else a random one) and report the decryption error against torch, executed
     vs predicted ops, dense vs pruned encrypted latency (CPU seconds of the server's
     work, one thread) and the rotation keys."""
-    model, model_name, input_shape, dataset = _model(model_name, checkpoint)
+    chosen = choose_model(model_name, checkpoint)
+    model, model_name, input_shape = chosen.model, chosen.name, chosen.input_shape
+    dataset = chosen.dataset
     params = HEParams.with_depth(log_n, 1)
     planner = get("cost_model", cost_model)()
     specs = {s.name: s for s in extract_specs(model, input_shape)}
@@ -67,25 +67,6 @@ def verify(model_name: str | None, checkpoint: Path | None, layers: str | None, 
                            "plan or the decryption error exceeds the tolerance)")
     click.echo(f"input: {source}; N=2^{log_n}, primes {list(params.coeff_modulus_bits)}",
                err=True)
-
-
-def _model(name: str | None, checkpoint: Path | None,
-           ) -> tuple[torch.nn.Module, str, tuple[int, int, int], str | None]:
-    """The model, its name, its input shape and its dataset name (None when unknown)."""
-    if checkpoint is not None:
-        model, ckpt = load_model(checkpoint)
-        if name is not None and name != ckpt.model:
-            raise ArtemisError(f"--model {name!r} differs from the checkpoint's model "
-                               f"{ckpt.model!r}; leave --model out")
-        return model, ckpt.model, ckpt.input_shape, ckpt.dataset
-    if name is None:
-        raise ArtemisError("give --model NAME or --checkpoint FILE")
-    info = get("model", name)
-    dataset = next((e.name for e in get_registry().entries("dataset")
-                    if e.obj.default_model == name), None)
-    num_classes = get("dataset", dataset).num_classes if dataset else 10
-    model = build_model(name, num_classes, info.default_input, seed=0)
-    return model, name, info.default_input, dataset
 
 
 def _chosen(specs: dict, layers: str | None) -> list[str]:
