@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch.utils.data import TensorDataset
 
+from ..errors import ArtemisError
 from ..registry import declare_kind
 
 
@@ -48,6 +49,22 @@ class Dataset(ABC):
     @abstractmethod
     def load(self, split: str) -> TensorDataset:
         """``split`` is ``"train"`` or ``"test"``; images are float C×H×W, labels long."""
+
+
+def check_samples(dataset: Dataset, split: str, data: TensorDataset, source: str) -> None:
+    """One-line errors for a split that is empty, has labels outside [0, num_classes) or
+    images of another shape than the dataset declares (``source`` names the files)."""
+    images, labels = data.tensors
+    name = dataset.name
+    if not len(labels):
+        raise ArtemisError(f"dataset {name!r}: the {split} split in {source!r} has no samples")
+    if tuple(images.shape[1:]) != tuple(dataset.input_shape):
+        raise ArtemisError(f"dataset {name!r}: {split} images in {source!r} are "
+                           f"{tuple(images.shape[1:])}, expected {tuple(dataset.input_shape)}")
+    bad = labels[(labels < 0) | (labels >= dataset.num_classes)]
+    if len(bad):
+        raise ArtemisError(f"dataset {name!r}: {split} label {int(bad[0])} in {source!r} is "
+                           f"outside 0..{dataset.num_classes - 1} ({len(bad)} such labels)")
 
 
 declare_kind("model", ModelInfo, instances=True)

@@ -24,7 +24,7 @@ from ..he.latency import load_calibration
 from ..he.params import HEParams, default_log_n
 from ..he.specs import ConvSpec, OpCount
 from ..learning import checkpoint as ckpt
-from ..learning.catalog import Dataset
+from ..learning.catalog import Dataset, check_samples
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
 from ..registry import get
@@ -124,6 +124,13 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
     }
 
 
+def load_split(data: Dataset, split: str) -> TensorDataset:
+    """``data.load(split)``, checked (not empty, labels in range, declared image shape)."""
+    loaded = data.load(split)
+    check_samples(data, split, loaded, source=str(data.root) if data.root else data.name)
+    return loaded
+
+
 def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
               progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
     """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
@@ -133,13 +140,13 @@ def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     net = build_model(model_name, data.num_classes, data.input_shape, seed=config.seed)
     state = out.with_name(out.name + ".state")
-    train_set = data.load("train")
+    train_set = load_split(data, "train")
     history = train(net, train_set, config, progress=progress, checkpoint_path=state)
     setting = HESetting.for_model(net, data.input_shape)
     dense_ops = setting.count()
     metrics = {
         "model": model_name, "dataset": data.name, "seed": config.seed,
-        "accuracy": evaluate(net, data.load("test")),
+        "accuracy": evaluate(net, load_split(data, "test")),
         "train_accuracy": evaluate(net, train_set),
         "wall_seconds": sum(r.seconds for r in history),
         "config": asdict(config),
@@ -288,7 +295,7 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
     if dense.masks:  # a pruned checkpoint: keep its masks fixed, the new ones compose
         apply_masks(net, {name: mask.float() for name, mask in dense.masks.items()})
     data = get("dataset", dense.dataset)(data_root)
-    train_set, test_set = data.load("train"), data.load("test")
+    train_set, test_set = load_split(data, "train"), load_split(data, "test")
     states = [None, None] if out is None else [
         Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
     selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
