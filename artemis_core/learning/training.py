@@ -66,9 +66,9 @@ class EpochRecord:
 
 
 AfterBackward = Callable[[nn.Module], None]
-#: ``after_step(model, done, lr)``: ``done`` is the fraction of the run's steps finished
-#: (in (0, 1]), ``lr`` the learning rate the step just used.
-AfterStep = Callable[[nn.Module, float, float], None]
+#: ``after_step(model, step, total, lr)``: the run's ``step``-th of ``total`` optimiser
+#: steps (1-based, counting resumed epochs) is done, with learning rate ``lr``.
+AfterStep = Callable[[nn.Module, int, int, float], None]
 EpochEnd = Callable[[nn.Module, EpochRecord], None]
 
 
@@ -159,7 +159,7 @@ def _epoch(model, images, labels, config, optimizer, scheduler, order_rng, hooks
             after_backward(model)
         optimizer.step()
         if after_step is not None:
-            after_step(model, (scheduler.last_epoch + 1) / total_steps,
+            after_step(model, scheduler.last_epoch + 1, total_steps,
                        optimizer.param_groups[0]["lr"])
         scheduler.step()
         total_loss += loss.detach() * len(y)

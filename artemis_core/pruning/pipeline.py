@@ -44,7 +44,7 @@ class PruneConfig:
     """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
 
     #: Group-Lasso strength (unit-free, see docs/strategies.md "λ and the normalisation").
-    lam: float = 2.0
+    lam: float = 10.0
     #: Epochs before the (last) selection: penalised for regularized strategies, plain
     #: training for the others, so every strategy gets the same budget.
     reg_epochs: int = 10
@@ -221,8 +221,14 @@ class Pruner:
 
 
 class _PenaltyHooks:
-    """Training hooks of one regularized step: proximal step after every optimizer step,
-    the active groups re-chosen after every epoch (targeted), λ growing from 0."""
+    """Training hooks of one regularized step: a proximal step after every optimizer
+    step, the active groups re-chosen after every epoch (targeted).
+
+    λ is the penalty of the whole step: step t of T applies the share λ·(2t − 1)/T² of it
+    (targeted: growing linearly from 0, as Torch-Pruning's growing regularization) or
+    λ/T (all groups), so the shares add up to λ whatever the epochs, batch size, data
+    size or learning rate.
+    """
 
     def __init__(self, pruner: Pruner, lasso: GroupLasso, goal: Target) -> None:
         self.pruner, self.lasso, self.goal = pruner, lasso, goal
@@ -232,11 +238,9 @@ class _PenaltyHooks:
     def retarget(self, *_: Any) -> None:
         self.lasso.target(self.pruner.select(self.goal).masks if self.targeted else None)
 
-    def after_step(self, model: nn.Module, done: float, lr: float) -> None:
-        # the phase's base lr, not the cosine-decayed one: a growing penalty must not
-        # fade out at the end of the phase, when the groups should reach zero
-        self.lasso.lam = self.pruner.config.lam * (done if self.targeted else 1.0)
-        self.lasso.proximal(self.pruner.config.lr)
+    def after_step(self, model: nn.Module, step: int, total: int, lr: float) -> None:
+        share = (2 * step - 1) / total**2 if self.targeted else 1 / total
+        self.lasso.proximal(share)
 
 
 def prune_model(net: nn.Module, input_shape: tuple[int, int, int],

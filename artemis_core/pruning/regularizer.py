@@ -139,7 +139,8 @@ class GroupLasso:
     @torch.no_grad()
     def proximal(self, lr: float) -> None:
         """The proximal step of ``lr`` · penalty: shrink every active group's norm by
-        lr·λ·coef_g, to exactly zero when it is smaller (call after the optimizer step).
+        lr·λ·coef_g, to exactly zero when it is smaller (call after the optimizer step;
+        the pipeline passes each step's share of the phase's penalty as ``lr``).
         A weight in several active groups (overlapping kinds) gets every group's factor."""
         for term in self._terms:
             index, coef, slots = term.live()
