@@ -81,7 +81,7 @@ def test_the_gradual_schedule_meets_the_target_in_steps(dense):
     goals = schedule_goals(parse_target("4x"), 400, config)
     counts = [g.rotations_for(400) for g in goals]
     assert counts == sorted(counts, reverse=True) and counts[-1] == 100 and counts[0] < 400
-    assert schedule_goals(parse_target("4x"), 400, PruneConfig())[0].text == "4x"
+    assert schedule_goals(parse_target("4x"), 400, PruneConfig(schedule="one-shot"))[0].text == "4x"
 
 
 def test_every_result_stores_the_masked_accuracy_before_fine_tuning(dense, tmp_path):

@@ -13,6 +13,7 @@ from ..he.cost_model import CostModel
 from ..he.params import HEParams
 from ..he.specs import ConvSpec, OpCount
 from .groups import LayerGroups
+from .masking import effective_weight
 from .strategy import Strategy, scatter_slots
 
 DEFAULT_MAX_SPARSITY = 0.95
@@ -83,12 +84,13 @@ class _Candidates:
         keys, owners, rows = [], [], []
         self.base = base
         for layer_id, lg in enumerate(layers):
-            weight = weights.get(lg.spec.name, lg.module.weight).detach()
+            weight = weights.get(lg.spec.name, effective_weight(lg.module)).detach()
             importance = strategy.importance(weight, lg.groups).float()
             rotations = torch.as_tensor(lg.groups.rotations).float()
             rows_l = torch.nonzero(admissible(lg, strategy, max_sparsity)).squeeze(1)
             key = importance[rows_l]
-            keys.append(key / rotations[rows_l] if strategy.rotation_aware else key)
+            keys.append(_balanced(key, rotations[rows_l], weight) if strategy.rotation_aware
+                        else key)
             owners.append(torch.full_like(rows_l, layer_id))
             rows.append(rows_l)
         order = torch.argsort(torch.cat(keys), stable=True)
@@ -138,6 +140,20 @@ class _Candidates:
         """Fraction of the prunable weights that ``masks`` zero."""
         zeros = sum(int((m == 0).sum()) for m in masks.values())
         return zeros / max(self.total_weights, 1)
+
+
+def _balanced(importance: torch.Tensor, rotations: torch.Tensor,
+              weight: torch.Tensor) -> torch.Tensor:
+    """Selection keys of one layer's groups: taken in order of importance per rotation,
+    the k-th costs the fraction of the layer's weight energy (‖W‖², e.g. BN-folded) that
+    its first k groups hold, per rotation it saves. Ranking by that across layers keeps a
+    layer with small groups (a 1-input-channel stem, whose diagonals are whole filters)
+    from being emptied first just because each of its groups is light."""
+    order = torch.argsort(importance / rotations, stable=True)
+    energy = weight.pow(2).sum().clamp(min=1e-12)
+    spent = torch.empty_like(importance)
+    spent[order] = torch.cumsum(importance[order].pow(2), 0) / energy
+    return spent / rotations
 
 
 def _first_true(lo: int, hi: int, predicate: Callable[[int], bool]) -> int:

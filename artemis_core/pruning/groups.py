@@ -10,6 +10,7 @@ from torch import nn
 from ..he.cost_model import CostModel
 from ..he.params import HEParams
 from ..he.specs import ConvSpec
+from .masking import effective_weight
 from .strategy import GroupSet, Strategy
 
 
@@ -91,7 +92,7 @@ def folded_weights(layers: list[LayerGroups], batchnorms: dict[str, nn.Module],
     weight's size says little about a group's effect)."""
     out = {}
     for lg in layers:
-        weight = lg.module.weight.detach()
+        weight = effective_weight(lg.module).detach()
         bn = batchnorms.get(lg.spec.name)
         if bn is not None and bn.running_var is not None:
             gamma = bn.weight.detach().abs() if bn.weight is not None else 1.0

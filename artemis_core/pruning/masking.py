@@ -47,6 +47,14 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
             GroupMaskPruning.apply(module, "weight", mask=mask)
 
 
+def effective_weight(module: nn.Module) -> torch.Tensor:
+    """The weight the module computes with: ``weight_orig * weight_mask`` when pruned
+    (``module.weight`` is only refreshed by the next forward pass), else ``weight``."""
+    if hasattr(module, "weight_mask"):
+        return module.weight_orig * module.weight_mask
+    return module.weight
+
+
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """The installed masks, keyed by layer name (layers without a mask are absent)."""
     return {

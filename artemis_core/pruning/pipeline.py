@@ -59,7 +59,7 @@ class PruneConfig:
     group_cost: str = "latency"
     #: "one-shot": select once after the regularized epochs; "gradual": ``steps``
     #: selections toward the target (cubic, as AGP), the epochs split between them.
-    schedule: str = "one-shot"
+    schedule: str = "gradual"
     steps: int = 3
     #: "targeted": penalise only the groups the selector would remove now (re-ranked
     #: every epoch), with λ growing from 0; "all": every penalisable group, constant λ.
@@ -261,7 +261,7 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int],
         if epochs and train_set is not None:
             hooks = _PenaltyHooks(pruner, lasso, goal) if lasso is not None else None
             path = state if state is None or len(goals) == 1 else \
-                state.with_name(f"{state.name}.{step}")
+                state.with_suffix(f".{step}{state.suffix}")
             train(net, train_set, _phase(config, epochs, seed), progress=progress,
                   after_step=hooks and hooks.after_step, epoch_end=hooks and hooks.retarget,
                   checkpoint_path=path)
@@ -330,6 +330,6 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
             net, model=dense.model, dataset=dense.dataset, num_classes=dense.num_classes,
             input_shape=dense.input_shape, strategy=strategy, target=target,
             metrics=metrics), out)
-        for state in states:
+        for state in [*states, *Path(out).parent.glob(f"{Path(out).name}.reg.*.state")]:
             state.unlink(missing_ok=True)
     return metrics

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .groups import LayerGroups
+from .masking import effective_weight
 from .strategy import gather, scatter_slots
 
 EPS = 1e-12
@@ -82,7 +83,7 @@ class GroupLasso:
         for lg, cost in zip(layers, costs, strict=True):
             keep = cost > 0
             index = lg.groups.index[keep]
-            weight = lg.module.weight.detach()
+            weight = effective_weight(lg.module).detach()
             rms = weight.pow(2).mean().sqrt().clamp(min=EPS)
             coef = cost[keep].float() * rms * lg.groups.sizes[keep].clamp(min=1).sqrt()
             slots = scatter_slots(index, weight.numel()).view(index.shape)
@@ -103,7 +104,7 @@ class GroupLasso:
             else:
                 term.active = gather(masks[term.name].float(), term.index).sum(dim=1) == 0
             if term.batchnorm is not None:
-                weight = term.module.weight
+                weight = effective_weight(term.module)
                 cover = torch.zeros(weight.numel() + 1, dtype=torch.bool)
                 cover[term.slots[term.active].reshape(-1)] = True
                 term.covered = cover[:-1].view(weight.shape[0], -1).all(dim=1)
@@ -119,7 +120,7 @@ class GroupLasso:
         total = torch.zeros(())
         for term in self._terms:
             index, coef, _ = term.live()
-            total = total + (coef * self._norms(term.module.weight, index)[1]).sum()
+            total = total + (coef * self._norms(effective_weight(term.module), index)[1]).sum()
         return self.lam * total
 
     @torch.no_grad()
@@ -127,7 +128,7 @@ class GroupLasso:
         """Add the penalty's gradient to each weight's ``.grad`` (call after backward)."""
         for term in self._terms:
             index, coef, slots = term.live()
-            weight, param = term.module.weight, trainable_weight(term.module)
+            weight, param = effective_weight(term.module), trainable_weight(term.module)
             values, norms = self._norms(weight, index)
             grad = values * (self.lam * coef / norms.clamp(min=EPS)).unsqueeze(1)
             flat = weight.new_zeros(weight.numel() + 1)
@@ -144,7 +145,7 @@ class GroupLasso:
         A weight in several active groups (overlapping kinds) gets every group's factor."""
         for term in self._terms:
             index, coef, slots = term.live()
-            norms = self._norms(term.module.weight, index)[1]
+            norms = self._norms(effective_weight(term.module), index)[1]
             factor = (1 - lr * self.lam * coef / norms.clamp(min=EPS)).clamp(min=0)
             param = trainable_weight(term.module)
             scale = param.new_ones(param.numel() + 1)
@@ -159,4 +160,4 @@ class GroupLasso:
     @torch.no_grad()
     def group_norms(self) -> list[torch.Tensor]:
         """Current ‖W_g‖₂ of every penalisable group, per layer."""
-        return [self._norms(term.module.weight, term.index)[1] for term in self._terms]
+        return [self._norms(effective_weight(term.module), term.index)[1] for term in self._terms]
