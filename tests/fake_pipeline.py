@@ -53,7 +53,7 @@ def fake_record(strategy: str, target: str, seed: int, model: str = "small-cnn",
                 dataset: str = "synthetic") -> RunRecord:
     """A stored-run record with :func:`fake_metrics`."""
     return RunRecord(RunKey(model, dataset, strategy, target, seed),
-                     {"dense_epochs": None, "prune_epochs": None},
+                     {"dense_epochs": None, "prune_epochs": None, "cost_model": "gazelle"},
                      fake_metrics(strategy, target, seed), wall_seconds=1.0 + seed)
 
 
@@ -67,7 +67,7 @@ def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress
 
 
 def fake_prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-                   progress=True, data_root=None) -> dict:
+                   progress=True, data_root=None, cost_model=None) -> dict:
     """Checks the dense checkpoint exists, logs the call, returns :func:`fake_metrics`."""
     dense_checkpoint = Path(dense_checkpoint)
     if not dense_checkpoint.exists():

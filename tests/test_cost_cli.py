@@ -42,6 +42,23 @@ def test_json_lists_every_layer_and_the_total():
     assert total["key_bytes"] > 0 and report["log_n"] == 14
 
 
+def test_bsgs_lists_baby_giant_and_hybrid_rotations_per_layer_and_in_the_total():
+    report = cost_json("--model", "resnet20", "--cost-model", "bsgs")
+    assert report["cost_model"] == "bsgs" and report["log_n"] == 16
+    layers, total = report["layers"], report["total"]
+    for layer in layers:
+        assert layer["baby_rotations"] == layer["input_rotations"]
+        assert layer["giant_rotations"] == layer["output_rotations"]
+        assert layer["rotations"] == (layer["baby_rotations"] + layer["giant_rotations"]
+                                      + layer["hybrid_rotations"])
+        assert layer["rotations_best_n1"] <= layer["rotations"]
+        assert layer["keys"] == len(layer["rotation_steps"])
+    for key in ("rotations", "baby_rotations", "giant_rotations", "pmult"):
+        assert total[key] == sum(layer[key] for layer in layers)
+    assert total["keys"] == len(set().union(*(layer["rotation_steps"] for layer in layers)))
+    assert layers[0]["embedding"] == "hybrid" and layers[0]["n1"] == [1024]
+
+
 def test_strided_layers_report_their_gap():
     layers = cost_json("--model", "resnet20")["layers"]
     gaps = {layer["name"]: (layer["height"], layer["gap"]) for layer in layers}

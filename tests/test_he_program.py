@@ -121,3 +121,37 @@ def test_every_strategy_prunes_he_cnn_into_a_smaller_exact_program(strategy):
         expected = copy.deepcopy(model).double()(image[None].double())[0]
     assert torch.allclose(logits, expected, atol=1e-9)
     assert ops.rotations < dense_ops.rotations
+
+
+@pytest.mark.parametrize("kind", [None, "positional", "baby-step"])
+def test_the_bsgs_program_is_exact_too_with_its_multiplexed_classifier(kind):
+    # Orion's packing interleaves the classes after the strided conv: the pooled
+    # classifier sums each class's own lattice of pixels
+    cost_model = get("cost_model", "bsgs")()
+    model = _model(seed=3)
+    if kind is not None:
+        from artemis_core.he.extract import extract_specs
+
+        gen = torch.Generator().manual_seed(4)
+        modules = dict(model.named_modules())
+        for spec in extract_specs(model, SHAPE)[:2]:
+            index = cost_model.group_index(spec, PARAMS, kind)
+            chosen = index[torch.rand(len(index), generator=gen) < 0.4].reshape(-1)
+            with torch.no_grad():
+                modules[spec.name].weight.view(-1)[chosen[chosen >= 0]] = 0.0
+    program = compile_model(model, SHAPE, PARAMS, cost_model)
+    image = torch.randn(SHAPE, dtype=torch.float64)
+    logits, ops = _run_sim(program, image)
+    with torch.no_grad():
+        expected = model.double()(image[None])[0]
+    assert (logits - expected).abs().max() < 1e-9
+    assert ops == program.op_count()
+
+
+def test_cube_steps_sum_exactly_a_lattice_or_refuse():
+    from artemis_core.deploy.he_program import _cube_steps
+
+    lattice = [y * 16 + x * 2 for y in range(4) for x in range(4)]
+    assert _cube_steps(lattice) == (2, 4, 16, 32)
+    assert _cube_steps([0, 1, 3]) is None
+    assert _cube_steps([0]) == ()

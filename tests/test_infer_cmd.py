@@ -31,6 +31,8 @@ def test_a_workdir_that_cannot_be_made_is_a_one_line_error(tmp_path):
     (["--log-n", "13"], "not 128-bit secure"),
     (["--log-n", "16"], "SEAL refused log_n=16"),
     (["--target", "0.5x"], "target '0.5x' not understood"),
+    (["--cost-model", "nope"], "nope"),
+    (["--strategy", "nope"], "nope"),
 ])
 def test_bad_models_parameters_and_targets_fail_before_training(
         tmp_path, args, message):
@@ -58,3 +60,17 @@ def test_json_reports_dense_and_pruned_side_by_side(tmp_path):
     assert pruned["rotations"] < dense["rotations"]
     assert pruned["rotation_keys"] <= dense["rotation_keys"]
     assert payload["rotation_reduction"] == round(dense["rotations"] / pruned["rotations"], 3)
+
+
+@pytest.mark.slow
+def test_bsgs_runs_the_whole_network_encrypted_and_records_its_cost_model(tmp_path):
+    args = ["infer", "--epochs", "2", "--reg-epochs", "1", "--finetune-epochs", "1",
+            "--cost-model", "bsgs", "--strategy", "hybrid", "--target", "1.2x", "--n", "2",
+            "--workdir", str(tmp_path), "--format", "json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["cost_model"] == "bsgs" and payload["strategy"] == "hybrid"
+    for run in (payload["dense"], payload["pruned"]):
+        assert run["agreement"] == 1.0 and run["max_logit_error"] < 1e-3
+    assert payload["pruned"]["rotations"] < payload["dense"]["rotations"]

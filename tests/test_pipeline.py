@@ -127,3 +127,14 @@ def test_prune_command_rejects_a_bad_target_before_training(tmp_path):
     assert result.exit_code != 0
     assert "target '0.5x' not understood" in result.output
     assert not runs.exists()  # nothing was trained
+
+
+def test_a_run_under_bsgs_records_its_cost_model_and_both_counts(dense):
+    path, _ = dense
+    metrics = prune_run("positional", "1.1x", path, seed=0, progress=False, config=FAST,
+                        cost_model="bsgs")
+    assert metrics["cost_model"] == "bsgs"
+    assert metrics["rotation_reduction"] >= 1.1
+    by_model = metrics["by_cost_model"]
+    assert by_model["bsgs"]["rotations"] == metrics["rotations"]
+    assert by_model["gazelle"]["dense_rotations"] > 0  # the same weights under gazelle

@@ -312,3 +312,21 @@ def test_an_unwritable_output_is_a_one_line_error_naming_it(result_dir, tmp_path
     result = _report(result_dir, "--output", tmp_path / "afile" / "t.csv")
     assert result.exit_code == 1
     assert "afile" in result.stderr and "Traceback" not in result.output
+
+
+def test_counts_under_other_cost_models_sit_side_by_side():
+    records = _records(seeds=(0,))
+    bsgs = [RunRecord(r.key, {**r.config, "cost_model": "bsgs"},
+                      {**r.metrics, "by_cost_model": {"gazelle": {
+                          "rotations": 7, "rotation_reduction": 3.0, "pmult": 1, "keys": 2}}},
+                      r.wall_seconds) for r in records]
+    table = build_table(bsgs, cost_models=["gazelle"])
+    assert {"cost_model", "rotations[gazelle]", "rotation_reduction[gazelle]"} <= set(
+        table.columns)
+    assert {row["cost_model"] for row in table.rows} == {"bsgs"}
+    assert {row["rotations[gazelle]"] for row in table.rows} == {7}
+    text = render_table(table, "simple")
+    assert "rotations [gazelle]" in text
+    # runs that did not record the other model's counts show "-"
+    plain = render_table(build_table(records, cost_models=["bsgs"]), "simple")
+    assert "cost_model" not in plain and "rot. reduction × [bsgs]" in plain

@@ -60,6 +60,16 @@ def test_cli_checks_a_model_layer_on_a_test_image():
     assert layer["speedup"] == 1.0  # an untrained model has no zero weights
 
 
+def test_cli_runs_every_he_cnn_layer_and_the_classifier_under_bsgs():
+    result = _verify("--model", "he-cnn", "--cost-model", "bsgs", "--layers", "0,3,8",
+                     "--format", "json")
+    assert result.exit_code == 0, result.output
+    layers = json.loads(result.stdout)["layers"]
+    assert [layer["name"] for layer in layers] == ["0", "3", "8"]
+    assert all(layer["counts_match"] and layer["executed"] == layer["predicted"]
+               for layer in layers)
+
+
 def test_cli_reports_the_pruned_speedup_of_a_checkpoint(tmp_path):
     model = build_model("digits-resnet", 10, (1, 8, 8), seed=0)
     (spec,) = [s for s in extract_specs(model, (1, 8, 8)) if s.name == "layer1.0.conv1"]

@@ -12,7 +12,7 @@ from ..experiments.results import ResultStore, canonical_target
 from ..he.latency import Calibration
 from ..io import split_list
 from ..registry import get, get_registry
-from .options import data_options
+from .options import cost_model_option, data_options
 from .report_cmd import output_options, show_results
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
@@ -30,7 +30,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def build_plan(model: str | None, dataset: str, strategies: str | None, targets: str,
                seeds: str, epochs: int | None, prune_epochs: int | None,
-               data_root: str | None) -> ComparePlan:
+               data_root: str | None, cost_model: str = "gazelle") -> ComparePlan:
     """Validate the command's options against the registry into a :class:`ComparePlan`."""
     model = model or get("dataset", dataset).default_model
     get("model", model)
@@ -41,14 +41,16 @@ def build_plan(model: str | None, dataset: str, strategies: str | None, targets:
     parsed = tuple(dict.fromkeys(canonical_target(t) for t in split_list(targets)))
     if not parsed:
         raise ArtemisError("--targets: give one or more targets like 1.5x,2x")
+    get("cost_model", cost_model)
     return ComparePlan(model, dataset, names, parsed, _seeds(seeds), epochs, prune_epochs,
-                       data_root)
+                       data_root, cost_model)
 
 
 @click.command(epilog="""\b
 Examples:
   artemis compare --strategies diagonal,hunter --targets 1.5x,4x --out runs/demo
   artemis compare --targets 1.5x,2x,4x,6x --seeds 0,1 --jobs 2
+  artemis compare --cost-model bsgs --strategies positional,diagonal --targets 1.2x,1.5x
   artemis report runs/demo --format github     # the table again, from the files
 """)
 @data_options
@@ -64,12 +66,13 @@ Examples:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Result directory (default: runs/DATASET-MODEL); runs stored there are "
                    "skipped, so an interrupted comparison resumes.")
+@cost_model_option()
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs in parallel processes (torch threads are split between them).")
 @output_options
 def compare(model: str | None, dataset: str, data_root: str | None, strategies: str | None,
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
-            out: str | None, jobs: int, fmt: str, calibration: Calibration,
+            out: str | None, cost_model: str, jobs: int, fmt: str, calibration: Calibration,
             plot_path: Path | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
 
@@ -79,8 +82,9 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
     from ..pruning.pipeline import prune_run, train_dense  # torch-heavy: import when running
 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
-                      data_root)
-    out = out or f"runs/{plan.dataset}-{plan.model}"
+                      data_root, cost_model)
+    suffix = "" if cost_model == "gazelle" else f"-{cost_model}"
+    out = out or f"runs/{plan.dataset}-{plan.model}{suffix}"
     outcome = run_comparison(plan, out, train_dense, prune_run, jobs=jobs)
     click.echo(f"{outcome.ran} runs done, {outcome.reused} reused from {out}", err=True)
     show_results(outcome.records, ResultStore(out), fmt=fmt, calibration=calibration,

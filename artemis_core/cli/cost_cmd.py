@@ -31,6 +31,7 @@ Examples:
   artemis cost --model digits-resnet
   artemis cost --model resnet20 --log-n 16 --format json
   artemis cost --checkpoint pruned.pt --format github
+  artemis cost --model resnet20 --cost-model bsgs --format json
 """)
 @click.option("--model", "model_name", help="Registered model name (see artemis plugins).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
@@ -43,7 +44,8 @@ Examples:
 @click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Classifier outputs of a freshly built model.")
 @click.option("--cost-model", "cost_model_name", default="gazelle", show_default=True,
-              help="Registered cost model.")
+              help="Registered cost model (gazelle, bsgs, bsgs-best, or a plugin's); bsgs "
+                   "adds baby/giant/hybrid rotations, N1 per block and the best-N1 figure.")
 @format_option()
 def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
          input_shape: tuple[int, int, int] | None, num_classes: int, cost_model_name: str,
@@ -56,15 +58,19 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
     setting = HESetting.for_model(model, shape, cost_model_name, log_n)
     params = setting.params
     masks = nonzero_masks(model, [s.name for s in setting.specs]) if checkpoint else {}
-    rows, total = [], OpCount()
+    rows, total, extra = [], OpCount(), {}
     for spec in setting.specs:
-        ops = setting.cost_model.count(spec, params, masks.get(spec.name))
+        plan = setting.cost_model.plan(spec, params, masks.get(spec.name))
+        ops, details = plan.op_count(), plan.details()
         total = total + ops
         counts = ops.as_dict()
         rows.append({**{f: getattr(spec, f) for f in LAYER_FIELDS},
-                     **{f: counts[f] for f in COUNT_FIELDS},
+                     **{f: counts[f] for f in COUNT_FIELDS}, **details,
                      "rotation_steps": counts["rotation_steps"]})
-    totals = {f: total.as_dict()[f] for f in COUNT_FIELDS}
+        for key, value in details.items():  # the cost model's own integer figures add up
+            if isinstance(value, int):
+                extra[key] = extra.get(key, 0) + value
+    totals = {f: total.as_dict()[f] for f in COUNT_FIELDS} | extra
     totals["key_bytes"] = total.keys * params.rotation_key_bytes
     if fmt == "json":
         click.echo(render(rows, fmt, json_payload={

@@ -20,12 +20,11 @@ from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
 from ..pruning.pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
-from .options import choose_model, format_option
+from .options import choose_model, cost_model_option, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
            "s_per_image", "cpu_s_per_image", "speedup", "cpu_speedup", "rotations",
            "rotation_reduction", "keys", "key_MB", "sent_MB")
-STRATEGY = "diagonal"
 
 
 @click.command(epilog="""\b
@@ -33,6 +32,7 @@ Examples:
   artemis infer --model he-cnn --dataset digits --n 20
   artemis infer --model he-cnn --n 200 --workdir runs/infer --format json
   artemis infer --checkpoint runs/infer/he-cnn-digits-s0-dense.pt --n 50
+  artemis infer --cost-model bsgs --strategy hybrid --target 1.5x --n 20
 """)
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="A trained dense checkpoint (its model and dataset are used); without "
@@ -58,19 +58,24 @@ Examples:
 @click.option("--scale-bits", type=int, default=40, show_default=True,
               help="CKKS scale 2^B (and size of the rescaling primes).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--strategy", default="diagonal", show_default=True,
+              help="Strategy of the pruned model (artemis plugins --kind strategy).")
+@cost_model_option()
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the trained checkpoints here and reuse them on later runs "
                    "[default: a temporary directory].")
 @format_option()
 def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, target: str,
           epochs: int, reg_epochs: int, finetune_epochs: int, lam: float, log_n: int,
-          scale_bits: int, seed: int, workdir: Path | None, fmt: str) -> None:
+          scale_bits: int, seed: int, strategy: str, cost_model: str, workdir: Path | None,
+          fmt: str) -> None:
     """Classify test images encrypted, client and server apart, with the dense model and
-    its diagonal-pruned version: the client encrypts each image, a server holding only
-    evaluation keys runs the whole network on the ciphertext, the client decrypts the
-    logits. Reports accuracy, agreement with plaintext predictions, latency, rotations,
-    keys and bytes sent."""
-    cost_model = get("cost_model", "gazelle")()
+    its pruned version (--strategy, counted and run under --cost-model): the client
+    encrypts each image, a server holding only evaluation keys runs the whole network on
+    the ciphertext, the client decrypts the logits. Reports accuracy, agreement with
+    plaintext predictions, latency, rotations, keys and bytes sent."""
+    cost_model_name, cost_model = cost_model, get("cost_model", cost_model)()
+    get("strategy", strategy)
     parse_target(target)  # refuse a bad target before spending any time on training
     with _directory(workdir) as directory:
         dense_path = checkpoint
@@ -83,20 +88,23 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
         chosen = choose_model(None, dense_path)
         dense, info = chosen.model, chosen.checkpoint
         _check_runnable(dense, info.input_shape, cost_model, log_n, scale_bits)
-        pruned_path = directory / (f"{dense_path.stem}-{STRATEGY}-{target}-lam{lam:g}"
-                                   f"-r{reg_epochs}-f{finetune_epochs}.pt")
+        suffix = "" if cost_model_name == "gazelle" else f"-{cost_model_name}"
+        pruned_path = directory / (f"{dense_path.stem}-{strategy}-{target}-lam{lam:g}"
+                                   f"-r{reg_epochs}-f{finetune_epochs}{suffix}.pt")
         if not pruned_path.exists():
-            config = PruneConfig(lam=lam, reg_epochs=reg_epochs, finetune_epochs=finetune_epochs)
-            prune_run(STRATEGY, target, dense_path, seed, out=pruned_path, config=config)
+            config = PruneConfig(lam=lam, reg_epochs=reg_epochs, finetune_epochs=finetune_epochs,
+                                 cost_model=cost_model_name)
+            prune_run(strategy, target, dense_path, seed, out=pruned_path, config=config)
         pruned = choose_model(None, pruned_path).model
     images, labels = get("dataset", info.dataset)().load("test").tensors
     images, labels = images[:count], labels[:count]
-    runs = run_encrypted([("dense", dense), (f"{STRATEGY} {target}", pruned)], images, labels,
+    runs = run_encrypted([("dense", dense), (f"{strategy} {target}", pruned)], images, labels,
                          cost_model, log_n, scale_bits)
     rows = [_row(run, runs[0]) for run in runs]
     payload = {
         "model": info.model, "dataset": info.dataset, "images": len(images),
-        "strategy": STRATEGY, "target": target, "speedup": rows[1]["speedup"],
+        "strategy": strategy, "cost_model": cost_model_name, "target": target,
+        "speedup": rows[1]["speedup"],
         "cpu_speedup": rows[1]["cpu_speedup"],
         "rotation_reduction": rows[1]["rotation_reduction"],
         "dense": runs[0].as_dict(), "pruned": runs[1].as_dict(),

@@ -70,3 +70,12 @@ def choose_model(name: str | None, checkpoint: str | Path | None, num_classes: i
         num_classes = get("dataset", dataset).num_classes if dataset else 10
     shape = input_shape or info.default_input
     return ChosenModel(build_model(name, num_classes, shape, seed=0), name, shape, dataset, None)
+
+
+def cost_model_option(default: str = "gazelle"):
+    """The shared ``--cost-model`` click option (a registered cost model's name)."""
+    return click.option(
+        "--cost-model", "cost_model", default=default, show_default=True,
+        help="HE cost model that counts (and executes) the layers: gazelle, bsgs, "
+             "bsgs-best, or a plugin's (artemis plugins --kind cost_model).",
+    )

@@ -18,11 +18,11 @@ from ..pruning.pipeline import (
     train_dense,
 )
 from ..registry import get
-from .options import data_options, format_option
+from .options import cost_model_option, data_options, format_option
 
-SUMMARY = ("strategy", "target", "masked_accuracy", "accuracy", "dense_accuracy",
-           "dense_rotations", "rotations", "rotation_reduction", "pmult", "keys", "key_memory_mb",
-           "sparsity", "wall_seconds")
+SUMMARY = ("strategy", "cost_model", "target", "masked_accuracy", "accuracy",
+           "dense_accuracy", "dense_rotations", "rotations", "rotation_reduction", "pmult",
+           "keys", "key_memory_mb", "sparsity", "wall_seconds")
 
 
 def summary_row(metrics: dict) -> dict:
@@ -44,6 +44,7 @@ Examples:
   artemis prune --strategy diagonal --target 4x --schedule gradual --steps 3
   artemis prune --strategy diagonal --target 2x --checkpoint pruned.pt  # masks compose
   artemis prune --strategy positional --target 150 --checkpoint dense.pt --format json
+  artemis prune --strategy positional --target 1.3x --cost-model bsgs
 """)
 @click.option("--strategy", required=True, help="Strategy name (see artemis plugins).")
 @click.option("--target", required=True,
@@ -72,13 +73,14 @@ Examples:
               show_default=True,
               help="Penalise only the groups ranked for removal (λ growing), or all.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@cost_model_option()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the pruned checkpoint here.")
 @format_option()
 def prune(strategy: str, target: str, dataset: str, model: str | None,
           checkpoint: Path | None, runs: Path, epochs: int | None, prune_epochs: int | None,
           lam: float, group_cost: str, schedule: str, steps: int, penalty: str, seed: int,
-          data_root: str | None, out: Path | None, fmt: str) -> None:
+          cost_model: str, data_root: str | None, out: Path | None, fmt: str) -> None:
     """Prune a model to a rotation target with one strategy and fine-tune it.
 
     Without --checkpoint a dense model is trained first (and cached for the next run).
@@ -86,9 +88,10 @@ def prune(strategy: str, target: str, dataset: str, model: str | None,
     cannot run and unreachable targets fail before any training.
     """
     get("strategy", strategy)  # fail fast on bad names and targets, before any training
+    get("cost_model", cost_model)
     parse_target(target)
     config = PruneConfig(lam=lam, group_cost=group_cost, schedule=schedule, steps=steps,
-                         penalty=penalty)
+                         penalty=penalty, cost_model=cost_model)
     if checkpoint is None:
         data = get("dataset", dataset)
         model = model or data.default_model

@@ -13,6 +13,7 @@ from ..experiments.report import DEFAULT_GROUP_BY, build_table, render_table
 from ..experiments.results import ResultStore, RunRecord
 from ..he.latency import Calibration, estimate_seconds, load_calibration
 from ..io import split_list
+from ..registry import get
 from .options import format_option
 
 
@@ -37,7 +38,8 @@ def output_options(function):
 def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
                  calibration: Calibration, plot_path: Path | None,
                  group_by: Sequence[str] = DEFAULT_GROUP_BY, columns: Sequence[str] = (),
-                 sort: str = "", output: str | None = None) -> None:
+                 sort: str = "", output: str | None = None,
+                 cost_models: Sequence[str] = ()) -> None:
     """Print (or write to ``output``) the table of ``records`` and draw the plot if asked."""
     if not records:
         raise ArtemisError(f"no results to report in {str(store.root)!r}")
@@ -50,7 +52,8 @@ def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
     def latency(ops):
         return estimate_seconds(ops, calibration)
 
-    table = build_table(records, group_by=group_by, columns=columns, sort=sort, latency=latency)
+    table = build_table(records, group_by=group_by, columns=columns, sort=sort, latency=latency,
+                        cost_models=cost_models)
     text = render_table(table, fmt)
     if output:
         Path(output).write_text(text + "\n", encoding="utf-8")
@@ -67,6 +70,7 @@ Examples:
   artemis report runs/demo --format github --sort rotation_reduction:desc
   artemis report runs/demo --format csv --output results.csv
   artemis report runs/demo --group-by strategy,target,seed --plot front.png
+  artemis report runs/demo --cost-models gazelle,bsgs   # both counts, side by side
 """)
 @click.argument("directory", type=click.Path(file_okay=False))
 @output_options
@@ -80,8 +84,13 @@ Examples:
                    "(add seed for one row per run).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Write the table to this file instead of stdout.")
+@click.option("--cost-models", default="",
+              help="Comma-separated cost models whose counts of each run (rotations, "
+                   "reduction, PMult, keys) to add as columns, side by side, e.g. "
+                   "gazelle,bsgs (runs record every registered model's counts).")
 def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path | None,
-           columns: str | None, sort: str, group_by: str, output: str | None) -> None:
+           columns: str | None, sort: str, group_by: str, output: str | None,
+           cost_models: str) -> None:
     """Tabulate the results stored in DIRECTORY by `artemis compare`, without re-running.
 
     Unreadable files are named in a warning on stderr; the other results still report.
@@ -92,4 +101,5 @@ def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path |
         click.echo(f"warning: skipped {problem}", err=True)
     show_results(loaded.records, store, fmt=fmt, calibration=calibration, plot_path=plot_path,
                  group_by=split_list(group_by), columns=split_list(columns), sort=sort,
-                 output=output)
+                 output=output, cost_models=[get("cost_model", name).name
+                                             for name in split_list(cost_models)])

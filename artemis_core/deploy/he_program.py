@@ -196,15 +196,42 @@ def _pixel_sum(name: str, dense: LayerPlan, bias: torch.Tensor | None,
     offsets = slot - base[:, None]
     window = 1 << int(offsets.max()).bit_length()
     starts = (block[:, 0] * slots + base).sort().values
-    if not bool((offsets == offsets[0]).all()) or bool((starts.diff() < window).any()):
-        raise SpecError(f"layer {name!r}: the classes' pixels are not laid out in equal, "
-                        "disjoint windows; cannot pool them by rotate-and-sum")
-    steps = tuple(window >> k for k in range(1, window.bit_length()))
+    same = bool((offsets == offsets[0]).all()) and bool((block == block[:, :1]).all())
+    if same and not bool((starts.diff() < window).any()):
+        # disjoint windows holding zeros between the pixels: sum the whole window
+        steps = tuple(window >> k for k in range(1, window.bit_length()))
+    else:
+        # interleaved classes (a multiplexed layout): sum exactly each class's pixels
+        steps = _cube_steps(offsets[0].tolist()) if same else None
+        if steps is None:
+            raise SpecError(f"layer {name!r}: the classes' pixels are neither in equal, "
+                            "disjoint windows nor on one power-of-two lattice; cannot pool "
+                            "them by rotate-and-sum")
     vectors = np.zeros((n_out, slots))
     if bias is not None:
         vectors[block[:, 0].numpy(), base.numpy()] = bias.detach().double().numpy()
     outputs = tuple(zip(block[:, 0].tolist(), base.tolist(), strict=True))
     return SumStep(f"{name}.sum", steps, tuple(vectors)), outputs
+
+
+def _cube_steps(offsets: list[int]) -> tuple[int, ...] | None:
+    """Steps s_1 … s_k whose 0/1 sums are exactly ``offsets`` (each once), so that
+    rotate-and-sum by them adds precisely those slots into the first; None if none."""
+    rest = sorted(offsets)
+    if len(set(rest)) != len(rest) or rest[0] != 0:
+        return None
+    steps = []
+    while len(rest) > 1:
+        step, members, low = rest[1], set(rest), []
+        for offset in rest:
+            if offset in members:
+                if offset + step not in members:
+                    return None
+                members -= {offset, offset + step}
+                low.append(offset)
+        steps.append(step)
+        rest = low
+    return tuple(steps)
 
 
 def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams,

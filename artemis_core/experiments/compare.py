@@ -36,7 +36,7 @@ from .results import (
 #: ``train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True)``
 DenseFn = Callable[..., Mapping[str, Any]]
 #: ``prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-#: progress=True, data_root=None) -> metrics``
+#: progress=True, data_root=None, cost_model=None) -> metrics``
 PruneFn = Callable[..., Mapping[str, Any]]
 
 
@@ -52,6 +52,7 @@ class ComparePlan:
     dense_epochs: int | None = None
     prune_epochs: int | None = None
     data_root: str | None = None
+    cost_model: str = "gazelle"
 
     def keys(self) -> list[RunKey]:
         """Every run, seed-major (so one seed's runs can start once its dense model exists)."""
@@ -60,7 +61,8 @@ class ComparePlan:
 
     def config(self) -> dict[str, Any]:
         """Options a stored run must share with this plan to be reused."""
-        return {"dense_epochs": self.dense_epochs, "prune_epochs": self.prune_epochs}
+        return {"dense_epochs": self.dense_epochs, "prune_epochs": self.prune_epochs,
+                "cost_model": self.cost_model}
 
 
 def dense_checkpoint(root: Path, model: str, dataset: str, seed: int) -> Path:
@@ -104,7 +106,8 @@ def _run_one(prune_fn: PruneFn, plan: ComparePlan, key: RunKey, root: Path,
     try:
         metrics = prune_fn(key.strategy, key.target, checkpoint, key.seed,
                            epochs=plan.prune_epochs, out=pruned_checkpoint(root, key),
-                           progress=progress, data_root=plan.data_root)
+                           progress=progress, data_root=plan.data_root,
+                           cost_model=plan.cost_model)
         record = RunRecord(key, plan.config(), jsonable(dict(metrics)),
                            time.perf_counter() - start, artemis_version=__version__)
     except ArtemisError as exc:
@@ -178,7 +181,8 @@ def _stored(store: ResultStore, keys: Iterable[RunKey], config: Mapping[str, Any
             continue
         if record is None:
             continue
-        if dict(record.config) != dict(config):
+        # runs stored before the cost model was an option were counted under gazelle
+        if {"cost_model": "gazelle", **record.config} != dict(config):
             raise ArtemisError(
                 f"{store.path(key)} was made with {record.config}, this comparison asks "
                 f"for {dict(config)}; use another --out directory or the same options"

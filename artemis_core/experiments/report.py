@@ -7,6 +7,7 @@ formats.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,13 @@ from .results import RunRecord, target_sort_key
 #: Estimated HE seconds of a model's op counts (see :mod:`artemis_core.he.latency`).
 LatencyFn = Callable[[OpCount], float]
 
-KEY_COLUMNS = ("model", "dataset", "strategy", "target", "seed")
-DEFAULT_GROUP_BY = ("model", "dataset", "strategy", "target")
+KEY_COLUMNS = ("model", "dataset", "cost_model", "strategy", "target", "seed")
+DEFAULT_GROUP_BY = ("model", "dataset", "cost_model", "strategy", "target")
+#: Cost model of runs stored before it was recorded.
+DEFAULT_COST_MODEL = "gazelle"
+#: Metrics a run records under every registered cost model (``by_cost_model``), shown
+#: side by side as ``KEY[cost model]`` columns.
+COUNTED_METRICS = ("rotations", "rotation_reduction", "pmult", "keys")
 RUNS = "runs"
 PARETO = "pareto"
 NOTE = "note"
@@ -55,21 +61,40 @@ METRICS: tuple[Metric, ...] = (
     Metric("wall_s", "wall (s)", lambda v: f"{v:.1f}"),
 )
 _METRIC = {m.key: m for m in METRICS}
+
+
+def _metric(column: str) -> Metric | None:
+    """The metric shown in ``column``: one of :data:`METRICS`, or ``KEY[cost model]``
+    (that metric counted under another cost model)."""
+    if column in _METRIC:
+        return _METRIC[column]
+    match = re.fullmatch(r"(\w+)\[(.+)\]", column)
+    if match and match.group(1) in COUNTED_METRICS:
+        base = _METRIC[match.group(1)]
+        return Metric(column, f"{base.header} [{match.group(2)}]", base.show)
+    return None
 _STD_SHOWN = {"delta_accuracy": lambda v: f"{100 * v:.2f}"}  # a spread has no sign
 
 
-def run_values(record: RunRecord, latency: LatencyFn | None = None) -> dict[str, Any]:
-    """One run as raw column values: key columns, every metric (None for a failed run)
-    and ``note`` (the failure, if any)."""
+def run_values(record: RunRecord, latency: LatencyFn | None = None,
+               cost_models: Sequence[str] = ()) -> dict[str, Any]:
+    """One run as raw column values: key columns, every metric (None for a failed run),
+    the run's counts under each of ``cost_models`` (``KEY[name]``; None where the run did
+    not record them) and ``note`` (the failure, if any)."""
     key = record.key
     values: dict[str, Any] = {
-        "model": key.model, "dataset": key.dataset, "strategy": key.strategy,
-        "target": key.target, "seed": key.seed, NOTE: record.error if not record.ok else "",
+        "model": key.model, "dataset": key.dataset,
+        "cost_model": record.config.get("cost_model")
+        or record.metrics.get("cost_model", DEFAULT_COST_MODEL),
+        "strategy": key.strategy, "target": key.target, "seed": key.seed,
+        NOTE: record.error if not record.ok else "",
     }
+    side = {f"{k}[{name}]": record.metrics.get("by_cost_model", {}).get(name, {}).get(k)
+            for name in cost_models for k in COUNTED_METRICS}
     if not record.ok:
-        return values | dict.fromkeys(_METRIC)
+        return values | dict.fromkeys(_METRIC) | side
     m = record.metrics
-    return values | {
+    return values | side | {
         "accuracy": m["accuracy"], "delta_accuracy": m["accuracy"] - m["dense_accuracy"],
         "rotations": m["rotations"], "rotation_reduction": m["rotation_reduction"],
         "pmult": m["pmult"], "keys": m["keys"], "key_memory_bytes": m["key_bytes"],
@@ -95,7 +120,7 @@ class Table:
         ``_std`` right after it when runs were aggregated."""
         keys = [
             k for c in self.columns
-            for k in ((c, c + STD_SUFFIX) if self.aggregated and c in _METRIC else (c,))
+            for k in ((c, c + STD_SUFFIX) if self.aggregated and _metric(c) else (c,))
         ]
         return [{k: row[k] for k in keys} for row in self.rows]
 
@@ -148,21 +173,25 @@ def _aggregate(runs: list[dict[str, Any]], group_by: Sequence[str],
 
 def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] = DEFAULT_GROUP_BY,
                 columns: Sequence[str] | None = None, sort: str = "",
-                latency: LatencyFn | None = None) -> Table:
+                latency: LatencyFn | None = None, cost_models: Sequence[str] = ()) -> Table:
     """Runs grouped by ``group_by`` (mean ± std of every metric over the rest, e.g. over
     seeds), with a Pareto mark per row among rows of the same model and dataset. A run
     that failed (e.g. a target its strategy cannot reach) is counted in its row's note.
 
     ``columns`` picks and orders the shown columns (default: group keys, runs, every
     metric, Pareto, and the note when a row has one); ``sort`` is a :func:`parse_sort`
-    spec (default: the group keys).
+    spec (default: the group keys). ``cost_models`` adds each run's rotations, reduction,
+    PMult and keys under those cost models as ``KEY[name]`` columns, side by side (the
+    ``cost_model`` column, the one a run was pruned under, is hidden when every row is
+    gazelle's).
     """
     _check_names("--group-by", group_by, KEY_COLUMNS)
     group_by = tuple(dict.fromkeys(group_by))
     if not group_by:
         raise ArtemisError(f"--group-by needs at least one of: {', '.join(KEY_COLUMNS)}")
-    runs = [run_values(r, latency) for r in records]
+    runs = [run_values(r, latency, cost_models) for r in records]
     metrics = [m.key for m in METRICS if m.key != "latency_s" or latency is not None]
+    metrics += [f"{k}[{name}]" for name in dict.fromkeys(cost_models) for k in COUNTED_METRICS]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(tuple(run[k] for k in group_by), []).append(run)
@@ -181,6 +210,8 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] = DEFAU
     hidden = {RUNS} if "seed" in group_by else set()  # one run per row: runs says nothing
     if not any(row[NOTE] for row in rows):
         hidden.add(NOTE)
+    if all(row.get("cost_model", DEFAULT_COST_MODEL) == DEFAULT_COST_MODEL for row in rows):
+        hidden.add("cost_model")
     shown = list(columns) if columns else [c for c in available if c not in hidden]
     _check_names("--columns", shown, available)
     order = parse_sort(sort) or [(k, False) for k in group_by]
@@ -191,21 +222,23 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] = DEFAU
 
 
 def _header(column: str) -> str:
-    return _METRIC[column].header if column in _METRIC else column
+    metric = _metric(column)
+    return metric.header if metric else column
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
     value = row[column]
     if column == PARETO:
         return "*" if value else ""
-    if column not in _METRIC:
+    metric = _metric(column)
+    if metric is None:
         return str(value)
-    if value is None:  # every run of the row failed
+    if value is None or value != value:  # every run failed, or none recorded it (nan)
         return "-"
-    text = _METRIC[column].show(value)
+    text = metric.show(value)
     spread = row[column + STD_SUFFIX]
     if spread > 0:  # runs that agree exactly (e.g. op counts) show no "± 0"
-        text += " ± " + _STD_SHOWN.get(column, _METRIC[column].show)(spread)
+        text += " ± " + _STD_SHOWN.get(column, metric.show)(spread)
     return text
 
 
@@ -217,5 +250,5 @@ def render_table(table: Table, fmt: str) -> str:
     headers = [_header(c) for c in table.columns]
     display = [{_header(c): _cell(row, c) for c in table.columns} for row in table.rows]
     # Cells are pre-formatted strings: stop tabulate from re-parsing "2.00" as 2.
-    align = ["right" if c in _METRIC or c in (RUNS, "seed") else "left" for c in table.columns]
+    align = ["right" if _metric(c) or c in (RUNS, "seed") else "left" for c in table.columns]
     return render(display, fmt, headers, disable_numparse=True, colalign=align)

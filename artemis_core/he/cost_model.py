@@ -41,6 +41,11 @@ class LayerPlan(ABC):
         """The layer's output tensor (C_out×H'×W') read back from output slot vectors
         (``None`` for an output :meth:`execute` did not compute: all zero)."""
 
+    def details(self) -> dict[str, Any]:
+        """Figures of the plan that only this cost model has, JSON-ready (``artemis
+        cost`` lists them per layer and sums the integer ones); none by default."""
+        return {}
+
     @abstractmethod
     def execute(
         self, backend: HEBackend, inputs: list[Any], weight: torch.Tensor,

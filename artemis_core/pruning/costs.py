@@ -28,8 +28,9 @@ def saved_seconds(groups: GroupSet, calibration: Calibration) -> torch.Tensor:
     calibrated prices (the latency model is linear in the op counts)."""
     per_rotation = estimate_seconds(OpCount(other_rotations=1), calibration)
     per_pmult = estimate_seconds(OpCount(pmult=1), calibration)
-    return (torch.as_tensor(groups.rotations).double() * per_rotation
-            + torch.as_tensor(groups.pmult).double() * per_pmult).float()
+    seconds = (torch.as_tensor(groups.rotations).double() * per_rotation
+               + torch.as_tensor(groups.pmult).double() * per_pmult)
+    return seconds.clamp(min=0).float()  # a group never makes a layer slower to skip
 
 
 def penalty_costs(layers: list[LayerGroups], strategy: Strategy, max_sparsity: float,

@@ -27,7 +27,7 @@ from ..learning import checkpoint as ckpt
 from ..learning.catalog import Dataset, check_samples
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
-from ..registry import get
+from ..registry import get, get_registry
 from .budget import DEFAULT_MAX_SPARSITY, Selection, Target, parse_target, select
 from .costs import GROUP_COSTS, penalty_costs
 from .groups import LayerGroups, batchnorm_after, collect_groups, folded_weights
@@ -129,6 +129,22 @@ def load_split(data: Dataset, split: str) -> TensorDataset:
     loaded = data.load(split)
     check_samples(data, split, loaded, source=str(data.root) if data.root else data.name)
     return loaded
+
+
+def counts_by_cost_model(net: nn.Module, setting: HESetting) -> dict[str, dict[str, Any]]:
+    """The model's rotations, reduction, PMult and keys (mask = weight != 0) under every
+    registered cost model that supports its layers, at the same parameters."""
+    out = {}
+    for name in get_registry().names("cost_model"):
+        other = HESetting(setting.specs, setting.params, get("cost_model", name)())
+        try:
+            ops, dense = other.count_weights(net), other.count()
+        except ArtemisError:  # a plugin that does not support these layers
+            continue
+        out[name] = {"rotations": ops.rotations, "dense_rotations": dense.rotations,
+                     "rotation_reduction": dense.rotations / max(ops.rotations, 1),
+                     "pmult": ops.pmult, "keys": ops.keys}
+    return out
 
 
 def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
@@ -285,15 +301,19 @@ def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
 def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               epochs: int | None = None, out: Path | None = None, progress: bool = True,
               config: PruneConfig | None = None, data_root: str | None = None,
-              ) -> dict[str, Any]:
+              cost_model: str | None = None) -> dict[str, Any]:
     """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
     count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
-    ``epochs`` overrides both the regularized and the fine-tuning epochs. With ``out``,
-    both training phases keep their state beside it, so a rerun after an interruption
-    resumes where it stopped."""
+    ``epochs`` overrides both the regularized and the fine-tuning epochs, ``cost_model``
+    the config's. With ``out``, both training phases keep their state beside it, so a
+    rerun after an interruption resumes where it stopped. The metrics name the cost
+    model and hold the pruned model's counts under every registered one
+    (``by_cost_model``), so a report can put them side by side."""
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
+    if cost_model is not None:
+        config = PruneConfig(**{**asdict(config), "cost_model": cost_model})
     start = time.perf_counter()
     net, dense = ckpt.load_model(dense_checkpoint)
     if dense.masks:  # a pruned checkpoint: keep its masks fixed, the new ones compose
@@ -322,8 +342,9 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
         "lam": config.lam, "schedule": config.schedule, "steps": config.steps,
         "penalty": config.penalty, "group_cost": config.group_cost,
         "reg_epochs": config.reg_epochs, "finetune_epochs": config.finetune_epochs,
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": time.perf_counter() - start, "cost_model": config.cost_model,
         **he_metrics(ops, selection.dense_ops, setting.params),
+        "by_cost_model": counts_by_cost_model(net, setting),
     }
     if out is not None:
         ckpt.save(ckpt.Checkpoint.from_model(

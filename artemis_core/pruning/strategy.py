@@ -89,11 +89,13 @@ def make_group_set(
     spec: ConvSpec, params: HEParams, cost_model: CostModel, kind: str, index: torch.Tensor
 ) -> GroupSet:
     """Wrap a group index with the ops each group saves (from ``cost_model``); the
-    penalty weight c_g is the rotations the group saves."""
+    penalty weight c_g is the rotations the group saves, never below 0 (under a
+    heuristic N1 rule, bsgs, zeroing a group can cost a rotation)."""
     saved = cost_model.group_savings(spec, params, index)
     rotations = torch.as_tensor(saved.rotations, dtype=torch.long)
     return GroupSet(spec.name, kind, index, rotations,
-                    torch.as_tensor(saved.pmult, dtype=torch.long), rotations.float())
+                    torch.as_tensor(saved.pmult, dtype=torch.long),
+                    rotations.clamp(min=0).float())
 
 
 class CostModelGroupStrategy(Strategy):
