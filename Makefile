@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine (only python3 and make needed):
 #   make demo   -- set up .venv and run a short digits comparison
 #   make test   -- set up .venv and run the test suite
+#   make data   -- install Fashion-MNIST (Debian's package) where possible
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test data lint clean
 
 venv: $(STAMP)
 
@@ -28,6 +29,11 @@ demo: venv
 test: venv
 	$(VENV)/bin/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Fashion-MNIST (--dataset fashion-mnist): installs Debian's dataset-fashion-mnist when run
+# as root on Debian/Ubuntu, otherwise prints what to do (and fails).
+data:
+	bash scripts/install_data.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

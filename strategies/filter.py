@@ -8,11 +8,15 @@ from artemis_core.pruning.strategy import make_group_set
 
 class FilterStrategy(Strategy):
     """Each output filter W[o] is a group, ranked globally by its mean absolute weight
-    (L1 norm / size, so filters of layers with different fan-in compare). HE-blind."""
+    (L1 norm / size, so filters of layers with different fan-in compare). HE-blind. A
+    zeroed filter whose output reaches only the next conv is removed physically, with
+    that conv's input channel, so the packing and the counts shrink."""
 
     name = "filter"
-    description = "whole output filters by L1 norm (Li et al. 2017, plaintext baseline)"
+    description = "whole output filters by L1 norm, removed physically (Li et al. 2017)"
     rotation_aware = False
+    he_aware = False
+    removes_channels = True
 
     def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:
         numel = int(torch.Size(spec.weight_shape).numel())

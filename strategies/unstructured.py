@@ -13,6 +13,7 @@ class UnstructuredStrategy(Strategy):
     name = "unstructured"
     description = "single weights by global L1 magnitude (plaintext baseline)"
     rotation_aware = False
+    he_aware = False
 
     def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:
         numel = int(torch.Size(spec.weight_shape).numel())

@@ -33,15 +33,19 @@ def calls(root: Path) -> list[str]:
     return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
 
-def fake_metrics(strategy: str, target: str, seed: int) -> dict:
-    """What the fake ``prune_run`` returns: exactly the target, accuracy by strategy."""
-    factor = float(target.rstrip("x"))  # the tests use factor targets only
+def fake_metrics(strategy: str, target: str, seed: int, lam: float | None = None) -> dict:
+    """What the fake ``prune_run`` returns: exactly a factor target, accuracy by strategy
+    (and λ: validation and test accuracy peak at λ = 1); a sparsity target ("50%") gives
+    a reduction of 1.5x."""
+    factor = 1.5 if target.endswith("%") else float(target.rstrip("x"))
     rotations = math.ceil(DENSE_ROTATIONS / factor)
-    accuracy = DENSE_ACCURACY - SLOPE.get(strategy, 0.02) * factor - 0.002 * seed
+    accuracy = (DENSE_ACCURACY - SLOPE.get(strategy, 0.02) * factor - 0.002 * seed
+                - 0.01 * abs(math.log2(lam or 1)))
     ops = OpCount(input_rotations=rotations, pmult=4 * rotations, adds=5 * rotations,
                   rescales=7, rotation_steps=frozenset(range(1, rotations // 2 + 1)))
     return {
         "model": "small-cnn", "dataset": "synthetic", "accuracy": accuracy,
+        "val_accuracy": accuracy + 0.001, "sparsity": 0.5 + 0.1 * factor, "reached": True,
         "dense_accuracy": DENSE_ACCURACY, "rotations": rotations,
         "dense_rotations": DENSE_ROTATIONS, "rotation_reduction": DENSE_ROTATIONS / rotations,
         "pmult": ops.pmult, "adds": ops.adds, "rescales": ops.rescales, "keys": ops.keys,
@@ -53,11 +57,12 @@ def fake_record(strategy: str, target: str, seed: int, model: str = "small-cnn",
                 dataset: str = "synthetic") -> RunRecord:
     """A stored-run record with :func:`fake_metrics`."""
     return RunRecord(RunKey(model, dataset, strategy, target, seed),
-                     {"dense_epochs": None, "prune_epochs": None, "cost_model": "gazelle"},
+                     {"dense_epochs": None, "prune_epochs": None},
                      fake_metrics(strategy, target, seed), wall_seconds=1.0 + seed)
 
 
-def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True) -> dict:
+def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True,
+                     split=None, augment=False) -> dict:
     """Writes a placeholder checkpoint at ``out`` and logs the call."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,14 +71,17 @@ def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress
     return {"accuracy": DENSE_ACCURACY, "rotations": DENSE_ROTATIONS}
 
 
-def fake_prune_run(strategy, target, dense_checkpoint, seed, epochs=None, out=None,
-                   progress=True, data_root=None, cost_model=None) -> dict:
+def fake_prune_run(strategy, target, dense_checkpoint, seed, out=None, progress=True,
+                   config=None, data_root=None, split=None) -> dict:
     """Checks the dense checkpoint exists, logs the call, returns :func:`fake_metrics`."""
     dense_checkpoint = Path(dense_checkpoint)
     if not dense_checkpoint.exists():
         raise FileNotFoundError(dense_checkpoint)
-    _log(dense_checkpoint.parent.parent, f"run {strategy} {target} {seed} pid={os.getpid()}")
-    return fake_metrics(strategy, target, seed)
+    lam = (config or {}).get("lam")
+    lam_note = f" lam={lam:g}" if lam is not None else ""
+    _log(dense_checkpoint.parent.parent,
+         f"run {strategy} {target} {seed}{lam_note} pid={os.getpid()}")
+    return fake_metrics(strategy, target, seed, lam)
 
 
 def slow_fake_prune_run(*args, **kwargs) -> dict:

@@ -19,6 +19,7 @@ from artemis_core.cli import main
 from artemis_core.cli.compare_cmd import build_plan
 from artemis_core.experiments.compare import ComparePlan, run_comparison
 from artemis_core.experiments.results import ResultStore
+from artemis_core.learning.catalog import Split
 
 PLAN = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
                    ("2x", "4x"), (0, 1))
@@ -150,11 +151,64 @@ def test_a_corrupt_run_file_is_run_again(tmp_path, capsys):
     assert store.get(PLAN.keys()[3]).ok
 
 
-def test_runs_stored_with_other_options_are_not_mixed_in(tmp_path):
+@pytest.mark.parametrize("change", [
+    {"prune": {"max_sparsity": 0.9}}, {"prune": {"reg_epochs": 3}}, {"dense_epochs": 2},
+    {"prune": {"schedule": "gradual"}}, {"split": Split(validation=0.2)},
+    {"prune": {"cost_model": "bsgs"}}, {"prune": {"augment": True}},
+])
+def test_runs_stored_with_other_settings_are_not_reused(tmp_path, change):
     _run(tmp_path)
-    other = ComparePlan(**{**PLAN.__dict__, "prune_epochs": 3})
-    with pytest.raises(ArtemisError, match="another --out"):
-        _run(tmp_path, plan=other)
+    other = ComparePlan(**{**PLAN.__dict__, **change})
+    outcome = _run(tmp_path, plan=other)
+    assert outcome.reused == 0 and outcome.ran == 12
+    assert len(ResultStore(tmp_path).load().records) == 24  # both sets, apart
+
+
+def test_a_run_file_whose_settings_were_edited_is_refused(tmp_path):
+    _run(tmp_path)
+    path = ResultStore(tmp_path).path(PLAN.keys()[0])
+    doc = json.loads(path.read_text())
+    doc["config"]["dense_epochs"] = 99
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ArtemisError, match="edited"):
+        _run(tmp_path)
+
+
+def test_a_lam_grid_stores_one_run_per_lam_of_each_regularized_strategy(tmp_path):
+    plan = ComparePlan(**{**PLAN.__dict__, "strategies": ("diagonal", "hybrid", "unstructured"),
+                          "seeds": (0,), "lams": (0.5, 1.0)})
+    outcome = _run(tmp_path, plan=plan)
+    # two λ for each regularized strategy, one run for unstructured (λ does not change it)
+    assert outcome.ran == len(outcome.records) == 2 * (2 * 2 + 1)
+    lams = Counter((r.key.strategy, r.key.lam) for r in outcome.records)
+    assert lams == {("diagonal", "0.5"): 2, ("diagonal", "1"): 2, ("hybrid", "0.5"): 2,
+                    ("hybrid", "1"): 2, ("unstructured", ""): 2}
+    assert {r.config["lam"] for r in outcome.records if r.key.lam} == {0.5, 1.0}
+    assert _run(tmp_path, plan=plan).ran == 0
+
+
+def _unreachable_for_positional(strategy, target, *args, **kwargs):
+    metrics = fake_prune_run(strategy, target, *args, **kwargs)
+    if strategy == "positional" and not target.endswith("%"):
+        metrics |= {"reached": False, "rotations": 100, "rotation_reduction": 1.2,
+                    "sparsity": 0.3}
+    return metrics
+
+
+def test_an_unreached_target_runs_again_at_the_best_he_aware_runs_sparsity(tmp_path):
+    outcome = _run(tmp_path, prune=_unreachable_for_positional)
+    matched = [r for r in outcome.records if r.key.target.endswith("%")]
+    # one matched run per seed and target, at the sparsity of the best run that reached it
+    assert len(matched) == 4 and {r.key.strategy for r in matched} == {"positional"}
+    for record in matched:
+        target = record.config["matched_target"]
+        best = max((r for r in outcome.records if r.key.seed == record.key.seed
+                    and r.key.target == target and r.key.strategy != "positional"),
+                   key=lambda r: r.metrics["val_accuracy"])
+        assert record.config["matched_strategy"] == best.key.strategy == "diagonal"
+        assert record.key.target == f"{100 * best.metrics['sparsity']:g}%"
+    again = _run(tmp_path, prune=_unreachable_for_positional)
+    assert again.ran == 0 and again.reused == 16
 
 
 def test_parallel_jobs_store_the_same_results_as_one_job(tmp_path):
@@ -244,9 +298,13 @@ def test_a_killed_real_comparison_resumes_with_every_run_once(tmp_path, monkeypa
     result, _ = _compare(tmp_path, "--strategies", "diagonal,hunter,filter",
                          "--targets", "1.5x,2x")
     assert result.exit_code == 0, result.output
-    assert f"{6 - stored} runs done, {stored} reused" in result.stderr
     loaded = ResultStore(out).load()
-    assert not loaded.problems and len(loaded.records) == 6
+    # six planned runs, plus filter at matched sparsity where it falls short of a target
+    short = sum(r.metrics.get("reached") is False for r in loaded.records)
+    total = 6 + short
+    assert f"{total - stored} runs done, {stored} reused" in result.stderr
+    assert not loaded.problems and len(loaded.records) == total
+    assert len({r.key for r in loaded.records}) == total
 
 
 @pytest.mark.parametrize("option, value, message", [

@@ -14,10 +14,12 @@ from artemis_core.registry import get, get_registry
 
 
 def test_every_dataset_is_registered():
-    assert {"digits", "synthetic", "cifar10", "cifar100"} <= set(get_registry().names("dataset"))
+    assert {"digits", "synthetic", "cifar10", "cifar100", "fashion-mnist", "mnist", "kmnist"} \
+        <= set(get_registry().names("dataset"))
 
 
-@pytest.mark.parametrize("name", ["digits", "synthetic", "cifar10", "cifar100"])
+@pytest.mark.parametrize("name", ["digits", "synthetic", "cifar10", "cifar100", "fashion-mnist",
+                                  "mnist", "kmnist"])
 def test_default_model_is_registered(name):
     get("model", get("dataset", name).default_model)
 
@@ -159,11 +161,9 @@ def test_a_bad_cifar_file_is_a_one_line_error_naming_file_and_value(cifar10_dir,
 
 
 def test_an_empty_split_of_any_dataset_stops_the_pipeline_in_one_line(monkeypatch):
-    from artemis_core.pruning.pipeline import load_split
-
     synthetic = get("dataset", "synthetic")()
     empty = torch.utils.data.TensorDataset(torch.zeros(0, 3, 8, 8), torch.zeros(0).long())
     monkeypatch.setattr(synthetic, "load", lambda split: empty)
     with pytest.raises(ArtemisError, match="dataset 'synthetic': the test split in "
                                            "'synthetic' has no samples"):
-        load_split(synthetic, "test")
+        synthetic.split("test")

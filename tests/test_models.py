@@ -7,7 +7,8 @@ from torch import nn
 from artemis_core.learning.zoo import build_model
 from artemis_core.registry import get, get_registry
 
-MODELS = ["digits-resnet", "resnet20", "resnet32", "resnet56", "resnet18", "small-cnn"]
+MODELS = ["digits-resnet", "mnist-resnet", "resnet20", "resnet32", "resnet56", "resnet18",
+          "small-cnn"]
 
 
 def test_every_model_is_registered():
@@ -56,6 +57,17 @@ def test_cifar_resnet_widths_and_downsampling():
             lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
     model(torch.randn(1, 3, 32, 32))
     assert seen == {"layer1": (16, 32, 32), "layer2": (32, 16, 16), "layer3": (64, 8, 8)}
+
+
+def test_mnist_resnet_has_three_stages_down_to_7x7():
+    model = build_model("mnist-resnet", 10, (1, 28, 28)).eval()
+    seen = {}
+    for name in ("layer1", "layer2", "layer3"):
+        getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
+    model(torch.randn(1, 1, 28, 28))
+    assert seen == {"layer1": (16, 28, 28), "layer2": (32, 14, 14), "layer3": (64, 7, 7)}
+    assert len([m for m in model.modules() if isinstance(m, nn.Conv2d)]) == 9  # ResNet-8 + 2
 
 
 def test_models_accept_other_input_shapes():

@@ -58,9 +58,9 @@ def test_an_interrupted_prune_run_resumes_to_the_same_result(dense, tmp_path, mo
 
     real_evaluate, evaluations = pipeline.evaluate, []
 
-    def interrupted(*args, **kwargs):  # the masked model's score, then the final one
+    def interrupted(*args, **kwargs):  # masked model (validation, test), then final model
         evaluations.append(1)
-        if len(evaluations) == 2:
+        if len(evaluations) == 3:
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 

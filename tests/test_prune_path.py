@@ -91,8 +91,8 @@ def test_every_result_stores_the_masked_accuracy_before_fine_tuning(dense, tmp_p
         "--prune-epochs", "1", "--format", "json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{"):])
-    assert 0 <= metrics["masked_accuracy"] <= 1
-    assert metrics["reg_epochs"] == metrics["finetune_epochs"] == 1
+    assert 0 <= metrics["masked_accuracy"] <= 1 and 0 <= metrics["masked_val_accuracy"] <= 1
+    assert metrics["epochs_after_dense"] == 2  # the same budget as diagonal's 1 + 1
 
 
 def test_diagonal_noreg_has_diagonals_groups_and_no_penalty():

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from artemis_core import ArtemisError
+from artemis_core.learning.catalog import subset
 from artemis_core.learning.training import EpochRecord, TrainConfig, crop_flip, evaluate, train
 from artemis_core.learning.zoo import build_model
 from artemis_core.registry import get
@@ -153,7 +154,20 @@ def test_evaluate_counts_correct_predictions_and_keeps_the_mode(synthetic):
     assert accuracy == pytest.approx((predictions == test_set.tensors[1]).double().mean().item())
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0)])
+def test_train_subset_trains_on_the_fixed_draw_only(synthetic):
+    train_set, _ = synthetic
+    on_subset, on_draw, on_all = _model(), _model(), _model()
+    history = train(on_subset, train_set, TrainConfig(epochs=1, train_subset=100),
+                    progress=False)
+    train(on_draw, subset(train_set, 100), TrainConfig(epochs=1), progress=False)
+    train(on_all, train_set, TrainConfig(epochs=1), progress=False)
+    assert _same(_weights(on_subset), _weights(on_draw))
+    assert not _same(_weights(on_subset), _weights(on_all))
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0),
+                                          ("train_subset", 0)])
 def test_bad_config_is_refused(field, value):
     with pytest.raises(ArtemisError, match=field):
         TrainConfig(**{field: value})

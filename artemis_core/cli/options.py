@@ -24,8 +24,9 @@ def data_options(function):
         click.option("--dataset", default="digits", show_default=True,
                      help="Dataset (artemis plugins --kind dataset)."),
         click.option("--data-root", type=click.Path(file_okay=False),
-                     help="Directory of a dataset that reads local files, e.g. CIFAR "
-                          f"[default: ${DATA_ROOT_ENV}]."),
+                     help="Directory of a dataset that reads local files, e.g. CIFAR or MNIST "
+                          f"[default: ${DATA_ROOT_ENV}; fashion-mnist also looks in "
+                          "/usr/share/datasets/fashion-mnist]."),
     )):
         function = option(function)
     return function

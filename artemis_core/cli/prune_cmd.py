@@ -48,7 +48,8 @@ Examples:
 """)
 @click.option("--strategy", required=True, help="Strategy name (see artemis plugins).")
 @click.option("--target", required=True,
-              help="Rotation reduction factor (4x, 1.5x) or rotation count (150).")
+              help="Rotation reduction factor (4x, 1.5x), rotation count (150) or weight "
+                   "sparsity (90%).")
 @data_options
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Dense checkpoint to start from (default: train one, cached in --runs).")

@@ -37,7 +37,7 @@ def output_options(function):
 
 def show_results(records: Sequence[RunRecord], store: ResultStore, *, fmt: str,
                  calibration: Calibration, plot_path: Path | None,
-                 group_by: Sequence[str] = DEFAULT_GROUP_BY, columns: Sequence[str] = (),
+                 group_by: Sequence[str] | None = None, columns: Sequence[str] = (),
                  sort: str = "", output: str | None = None,
                  cost_models: Sequence[str] = ()) -> None:
     """Print (or write to ``output``) the table of ``records`` and draw the plot if asked."""
@@ -70,6 +70,7 @@ Examples:
   artemis report runs/demo --format github --sort rotation_reduction:desc
   artemis report runs/demo --format csv --output results.csv
   artemis report runs/demo --group-by strategy,target,seed --plot front.png
+  artemis report runs/demo --columns strategy,target,lam,max_sparsity,accuracy,val_accuracy
   artemis report runs/demo --cost-models gazelle,bsgs   # both counts, side by side
 """)
 @click.argument("directory", type=click.Path(file_okay=False))
@@ -79,9 +80,11 @@ Examples:
 @click.option("--sort", "sort", default="",
               help="Comma-separated columns to sort by, each optionally :desc "
                    "(default: the --group-by columns).")
-@click.option("--group-by", default=",".join(DEFAULT_GROUP_BY), show_default=True,
+@click.option("--group-by",
               help="Columns that make one row; metrics are mean ± std over the other runs "
-                   "(add seed for one row per run).")
+                   "(add seed for one row per run; any setting such as max_sparsity works) "
+                   f"[default: {','.join(DEFAULT_GROUP_BY)} and every setting that differs "
+                   "between the runs].")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Write the table to this file instead of stdout.")
 @click.option("--cost-models", default="",
@@ -89,7 +92,7 @@ Examples:
                    "reduction, PMult, keys) to add as columns, side by side, e.g. "
                    "gazelle,bsgs (runs record every registered model's counts).")
 def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path | None,
-           columns: str | None, sort: str, group_by: str, output: str | None,
+           columns: str | None, sort: str, group_by: str | None, output: str | None,
            cost_models: str) -> None:
     """Tabulate the results stored in DIRECTORY by `artemis compare`, without re-running.
 
@@ -100,6 +103,7 @@ def report(directory: str, fmt: str, calibration: Calibration, plot_path: Path |
     for problem in loaded.problems:
         click.echo(f"warning: skipped {problem}", err=True)
     show_results(loaded.records, store, fmt=fmt, calibration=calibration, plot_path=plot_path,
-                 group_by=split_list(group_by), columns=split_list(columns), sort=sort,
+                 group_by=split_list(group_by) if group_by else None,
+                 columns=split_list(columns), sort=sort,
                  output=output, cost_models=[get("cost_model", name).name
                                              for name in split_list(cost_models)])

@@ -17,6 +17,8 @@ COLUMNS = ("model", "dataset", "epochs", "train_acc", "test_acc", "seconds", "ch
 Examples:
   artemis train --dataset digits --out runs/digits-resnet.pt
   artemis train --dataset synthetic --epochs 3 --out runs/synthetic.pt --format json
+  artemis train --dataset fashion-mnist --train-subset 10000 --epochs 2 \\
+      --out runs/fmnist-resnet.pt
   artemis train --dataset cifar10 --model resnet20 --data-root ~/data --epochs 160 \\
       --augment --out runs/cifar10-resnet20.pt
 """)
@@ -35,6 +37,9 @@ Examples:
               show_default=True, help="Seeds the initial weights and the batch order.")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crops and horizontal flips (for CIFAR; not for digits).")
+@click.option("--train-subset", type=click.IntRange(min=1), default=None,
+              help="Train on this many training images (a fixed seeded draw, the same for "
+                   "every seed) [default: all]; the test accuracy is on the whole test set.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to write (artemis cost/verify --checkpoint read it).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
@@ -42,7 +47,7 @@ Examples:
 @format_option()
 def train(model: str | None, dataset: str, data_root: str | None, epochs: int, lr: float,
           batch_size: int, momentum: float, weight_decay: float, seed: int, augment: bool,
-          out: Path, progress: bool, fmt: str) -> None:
+          train_subset: int | None, out: Path, progress: bool, fmt: str) -> None:
     """Train a model (dense) and save it as a checkpoint with its accuracies.
 
     The run's state is kept in OUT.state after every epoch, so running the same command
@@ -56,7 +61,8 @@ def train(model: str | None, dataset: str, data_root: str | None, epochs: int, l
     model = model or data.default_model
     get("model", model)  # an unknown name fails before any data is read
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
-                         weight_decay=weight_decay, seed=seed, augment=augment)
+                         weight_decay=weight_decay, seed=seed, augment=augment,
+                         train_subset=train_subset)
     metrics, history = fit_dense(data, model, config, out, progress)
     row = {"model": model, "dataset": dataset, "epochs": epochs,
            "train_acc": round(metrics["train_accuracy"], 4),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtemisError
-from .report import DEFAULT_GROUP_BY, PARETO, RUNS, LatencyFn, build_table
+from .report import PARETO, RUNS, LatencyFn, build_table
 from .results import RunRecord
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -36,7 +36,7 @@ def plot_comparison(records: Sequence[RunRecord], path: str | Path,
     ok = [r for r in records if r.ok]
     if not ok:
         raise ArtemisError("no successful runs to plot")
-    table = build_table(records, group_by=DEFAULT_GROUP_BY, latency=latency).rows
+    table = build_table(records, latency=latency).rows
     rows = [row for row in table if row[RUNS]]
     panels = list(dict.fromkeys((row["model"], row["dataset"]) for row in rows))
     # A Figure with its own Agg canvas: no global pyplot state, works without a display.

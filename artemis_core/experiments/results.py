@@ -1,13 +1,15 @@
 """Comparison results on disk: one versioned JSON file per run, written atomically.
 
-A result directory holds one ``*.json`` file per (model, dataset, strategy, target, seed)
-run. Files are written to a temporary name and moved into place with ``os.replace``, so
-a file is either complete or absent: an interrupted comparison resumes by skipping the
-runs whose file exists, and loses nothing.
+A result directory holds one ``*.json`` file per run: (model, dataset, strategy, target,
+seed, λ) and a digest of every other setting that changes the run (:func:`settings_digest`),
+so a stored run is reused only when all of them match. Files are written to a temporary
+name and moved into place with ``os.replace``, so a file is either complete or absent: an
+interrupted comparison resumes by skipping the runs whose file exists, and loses nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -20,7 +22,8 @@ from ..he.specs import OpCount
 from ..io import write_json_atomic
 
 SCHEMA = "artemis.result"
-SCHEMA_VERSION = 1
+#: 2: the key holds ``lam`` and ``settings`` (a digest of the run's config).
+SCHEMA_VERSION = 2
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 #: Metrics every successful run stores (the pipeline's ``prune_run`` returns them).
@@ -41,15 +44,37 @@ def canonical_target(text: str) -> str:
     from ..pruning.budget import parse_target  # torch-heavy: only commands that run pruning need it
 
     target = parse_target(text)
-    return f"{target.factor:g}x" if target.factor is not None else str(target.rotations)
+    if target.factor is not None:
+        return f"{target.factor:g}x"
+    if target.sparsity is not None:
+        return sparsity_target(target.sparsity)
+    return str(target.rotations)
+
+
+def sparsity_target(fraction: float) -> str:
+    """The canonical weight-sparsity target of ``fraction`` (0.9123 -> ``"91.2%"``)."""
+    return f"{round(100 * fraction, 1):g}%"
 
 
 def target_sort_key(target: str) -> tuple[int, float]:
     """Canonical targets from least to most pruning: factors ascending, then rotation
-    counts descending."""
+    counts descending, then sparsities ascending."""
     if target.endswith("x"):
         return (0, float(target[:-1]))
+    if target.endswith("%"):
+        return (2, float(target[:-1]))
     return (1, -float(target))
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """A short digest of a run's settings (canonical JSON): equal only when all match."""
+    text = json.dumps(dict(settings), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def lam_text(lam: float | None) -> str:
+    """λ as it appears in a key: ``""`` when the strategy has no regularized phase."""
+    return "" if lam is None else f"{lam:g}"
 
 
 @dataclass(frozen=True, order=True)
@@ -61,16 +86,22 @@ class RunKey:
     strategy: str
     target: str
     seed: int
+    #: λ of the regularized phase (:func:`lam_text`; empty for strategies without one).
+    lam: str = ""
+    #: :func:`settings_digest` of the run's config (empty in files of schema 1).
+    settings: str = ""
 
     @property
     def file_name(self) -> str:
         """The run's file name inside a result directory (readable and unique)."""
-        parts = (self.model, self.dataset, self.strategy, self.target, f"seed{self.seed}")
+        parts = [self.model, self.dataset, self.strategy, self.target, f"seed{self.seed}"]
+        parts += [f"lam{self.lam}"] * bool(self.lam) + [self.settings] * bool(self.settings)
         return "__".join(_UNSAFE.sub("_", p) for p in parts) + ".json"
 
     def label(self) -> str:
-        """Short human label, e.g. ``diagonal 2x seed 0``."""
-        return f"{self.strategy} {self.target} seed {self.seed}"
+        """Short human label, e.g. ``diagonal 2x seed 0 λ=2``."""
+        lam = f" λ={self.lam}" if self.lam else ""
+        return f"{self.strategy} {self.target} seed {self.seed}{lam}"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from ..errors import ArtemisError, first_line
+from .catalog import subset
 from .checkpoint import atomic_save, safe_load
 
 STATE_FORMAT = "artemis-train-state"
@@ -33,7 +34,7 @@ SMALL_INPUT = 1024
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser settings of one run (defaults train ``digits-resnet`` on digits)."""
+    """Settings of one training run (defaults train ``digits-resnet`` on digits)."""
 
     epochs: int = 15
     lr: float = 0.1
@@ -44,10 +45,13 @@ class TrainConfig:
     #: Random crops and horizontal flips of every batch (:func:`crop_flip`): for natural
     #: images such as CIFAR, not for digits (a flipped digit is another symbol).
     augment: bool = False
+    #: Train on this many of the training samples (:func:`~.catalog.subset`: a fixed
+    #: seeded draw, the same for every ``seed``); ``None`` for all of them.
+    train_subset: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
+        for name in ("epochs", "batch_size", "train_subset"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ArtemisError(f"{name}={getattr(self, name)!r} must be at least 1")
         for name in ("lr", "momentum", "weight_decay"):
             if getattr(self, name) < 0:
@@ -110,7 +114,7 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig, *,
     ``checkpoint_path``, a file left by an interrupted run with the same config is resumed
     from its last finished epoch.
     """
-    images, labels = train_set.tensors
+    images, labels = subset(train_set, config.train_subset).tensors
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
                                 lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +12,7 @@ from ..errors import BudgetError
 from ..he.cost_model import CostModel
 from ..he.params import HEParams
 from ..he.specs import ConvSpec, OpCount
+from .channels import propagate, shrink
 from .groups import LayerGroups
 from .masking import effective_weight
 from .strategy import Strategy, scatter_slots
@@ -21,11 +22,14 @@ DEFAULT_MAX_SPARSITY = 0.95
 
 @dataclass(frozen=True)
 class Target:
-    """A rotation reduction factor (``"4x"``) or an absolute rotation count (``"120"``)."""
+    """A rotation reduction factor (``"4x"``), an absolute rotation count (``"120"``) or a
+    weight sparsity (``"90%"``: prune until that fraction of the prunable weights is zero,
+    the way a baseline is compared at the sparsity of another run)."""
 
     text: str
     factor: float | None = None
     rotations: int | None = None
+    sparsity: float | None = None
 
     def rotations_for(self, dense_rotations: int) -> int:
         """The largest rotation count that meets this target."""
@@ -35,17 +39,22 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """``"4x"``/``"1.5x"`` (reduction factor ≥ 1) or ``"120"`` (rotation count ≥ 0)."""
+    """``"4x"``/``"1.5x"`` (reduction factor ≥ 1), ``"120"`` (rotation count ≥ 0) or
+    ``"90%"`` (weight sparsity in (0, 100))."""
     cleaned = str(text).strip().lower()
     if match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*[x×]", cleaned):
         factor = float(match.group(1))
         if factor >= 1:
             return Target(cleaned, factor=factor)
+    elif match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", cleaned):
+        percent = float(match.group(1))
+        if 0 < percent < 100:
+            return Target(cleaned, sparsity=percent / 100)
     elif cleaned.isdigit():
         return Target(cleaned, rotations=int(cleaned))
     raise BudgetError(
         f"target {text!r} not understood; use a reduction factor like 4x or 1.5x (>= 1), "
-        "or a rotation count like 120"
+        "a rotation count like 120, or a weight sparsity like 90%"
     )
 
 
@@ -58,6 +67,8 @@ class Selection:
     dense_ops: OpCount
     sparsity: float
     groups_pruned: int
+    #: False when the target was out of reach and the strategy pruned as far as it can.
+    reached: bool = True
 
 
 def admissible(lg: LayerGroups, strategy: Strategy, max_sparsity: float) -> torch.Tensor:
@@ -170,12 +181,18 @@ def _first_true(lo: int, hi: int, predicate: Callable[[int], bool]) -> int:
 def select(
     layers: list[LayerGroups], strategy: Strategy, specs: list[ConvSpec], params: HEParams,
     cost_model: CostModel, target: Target, max_sparsity: float = DEFAULT_MAX_SPARSITY,
+    best_effort: bool = False, chains: Mapping[str, str] | None = None,
     base: dict[str, torch.Tensor] | None = None,
     weights: dict[str, torch.Tensor] | None = None,
 ) -> Selection:
     """Prune the cheapest groups first (importance per rotation saved, or importance for
     plaintext baselines) until the model's true rotation count, re-read from the cost
-    model, meets ``target``; no layer loses more than ``max_sparsity`` of its weights.
+    model, meets ``target`` (or, for a sparsity target, until that fraction of the weights
+    is zero); no layer loses more than ``max_sparsity`` of its weights. A target out of
+    reach raises :class:`BudgetError`, or with ``best_effort`` prunes every admissible
+    group and returns ``reached=False``. With ``chains`` (producer → consumer convs,
+    :func:`~artemis_core.pruning.channels.channel_chains`) zeroed filters of a producer
+    are counted as removed, with the consumer's input channels.
 
     ``base`` (layer → 0/1 mask) is what an earlier pruning removed: the new masks keep it
     (masks compose) and the target is measured from the dense model. ``weights`` (layer
@@ -185,22 +202,43 @@ def select(
     base = base or {}
     candidates = _Candidates(layers, strategy, max_sparsity, base, weights or {})
 
+    shapes = {s.name: torch.Size(s.weight_shape) for s in specs}
+
     def count(masks: dict[str, torch.Tensor]) -> OpCount:
-        return sum((cost_model.count(s, params, masks.get(s.name, base.get(s.name)))
-                    for s in specs), OpCount())
+        layers, cut = specs, {**base, **masks}
+        if chains:
+            layers, cut = shrink(specs, propagate(cut, chains, shapes), chains)
+        return sum((cost_model.count(s, params, cut.get(s.name)) for s in layers), OpCount())
 
     dense = sum((cost_model.count(s, params) for s in specs), OpCount())
-    goal = target.rotations_for(dense.rotations)
     limit = len(candidates)
-    best = count(candidates.masks(limit))
-    if best.rotations > goal:
+    if target.sparsity is not None:
+        def meets(masks: dict[str, torch.Tensor]) -> bool:
+            return candidates.sparsity(masks) >= target.sparsity
+    else:
+        goal = target.rotations_for(dense.rotations)
+
+        def meets(masks: dict[str, torch.Tensor]) -> bool:
+            return count(masks).rotations <= goal
+    full = candidates.masks(limit)
+    if not meets(full):
+        if best_effort:
+            return Selection(full, count(full), dense, candidates.sparsity(full), limit,
+                             reached=False)
+        if target.sparsity is not None:
+            raise BudgetError(
+                f"strategy {strategy.name!r} cannot reach sparsity {target.text}: the most "
+                f"it prunes is {candidates.sparsity(full):.1%} with at most "
+                f"{max_sparsity:.0%} of each layer's weights pruned")
+        best = count(full)
         raise BudgetError(
             f"strategy {strategy.name!r} cannot reach target {target.text} ({goal} rotations, "
             f"dense {dense.rotations}): the best it reaches is {best.rotations} rotations "
             f"({dense.rotations / max(best.rotations, 1):.2f}x) with at most "
             f"{max_sparsity:.0%} of each layer's weights pruned"
         )
-    # Pruning more groups never adds operations, so the search over prefixes is monotone.
-    k = _first_true(0, limit, lambda k: count(candidates.masks(k)).rotations <= goal)
+    # Pruning more groups never adds operations or zeros fewer weights, so the search
+    # over prefixes is monotone.
+    k = _first_true(0, limit, lambda k: meets(candidates.masks(k)))
     chosen = candidates.masks(k)
     return Selection(chosen, count(chosen), dense, candidates.sparsity(chosen), k)

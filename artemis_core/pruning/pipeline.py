@@ -10,10 +10,12 @@ and training resumes from its last finished epoch.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -24,11 +26,12 @@ from ..he.latency import load_calibration
 from ..he.params import HEParams, default_log_n
 from ..he.specs import ConvSpec, OpCount
 from ..learning import checkpoint as ckpt
-from ..learning.catalog import Dataset, check_samples
+from ..learning.catalog import Dataset, Split, subset
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
 from ..registry import get, get_registry
 from .budget import DEFAULT_MAX_SPARSITY, Selection, Target, parse_target, select
+from .channels import channel_chains, propagate, shrink
 from .costs import GROUP_COSTS, penalty_costs
 from .groups import LayerGroups, batchnorm_after, collect_groups, folded_weights
 from .masking import apply_masks, current_masks, nonzero_masks
@@ -64,6 +67,11 @@ class PruneConfig:
     #: "targeted": penalise only the groups the selector would remove now (re-ranked
     #: every epoch), with λ growing from 0; "all": every penalisable group, constant λ.
     penalty: str = "targeted"
+    #: Random crops and flips in both phases (as in dense training; see TrainConfig).
+    augment: bool = False
+    #: A target the strategy cannot reach prunes as far as it can (the result says so)
+    #: instead of raising BudgetError.
+    best_effort: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (("group_cost", GROUP_COSTS), ("schedule", SCHEDULES),
@@ -81,14 +89,23 @@ class PruneConfig:
         if self.steps < 1:
             raise ArtemisError(f"steps={self.steps} must be at least 1")
 
+    def phases(self, regularized: bool) -> tuple[int, int]:
+        """(regularized, fine-tuning) epochs of a strategy: the same budget after the dense
+        model for every strategy; one without a regularized phase fine-tunes for all of it."""
+        if regularized and self.lam and self.reg_epochs:
+            return self.reg_epochs, self.finetune_epochs
+        return 0, self.reg_epochs + self.finetune_epochs
+
 
 @dataclass(frozen=True)
 class HESetting:
-    """The layers, parameters and cost model a model is counted under."""
+    """The layers, parameters and cost model a model is counted under; with ``chains``
+    (producer → consumer convs), filters a mask zeroes count as removed physically."""
 
     specs: list[ConvSpec]
     params: HEParams
     cost_model: CostModel
+    chains: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_model(cls, model: nn.Module, input_shape: tuple[int, int, int],
@@ -99,9 +116,11 @@ class HESetting:
 
     def count(self, masks: dict[str, Any] | None = None) -> OpCount:
         """Total ops of the model under ``masks`` (missing layers are dense)."""
-        masks = masks or {}
+        specs, masks = self.specs, masks or {}
+        if self.chains:
+            specs, masks = shrink(specs, masks, self.chains)
         return sum((self.cost_model.count(s, self.params, masks.get(s.name))
-                    for s in self.specs), OpCount())
+                    for s in specs), OpCount())
 
     def count_weights(self, model: nn.Module) -> OpCount:
         """Total ops with each layer's mask read off its weights (weight != 0)."""
@@ -124,19 +143,13 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
     }
 
 
-def load_split(data: Dataset, split: str) -> TensorDataset:
-    """``data.load(split)``, checked (not empty, labels in range, declared image shape)."""
-    loaded = data.load(split)
-    check_samples(data, split, loaded, source=str(data.root) if data.root else data.name)
-    return loaded
-
-
 def counts_by_cost_model(net: nn.Module, setting: HESetting) -> dict[str, dict[str, Any]]:
     """The model's rotations, reduction, PMult and keys (mask = weight != 0) under every
     registered cost model that supports its layers, at the same parameters."""
     out = {}
     for name in get_registry().names("cost_model"):
-        other = HESetting(setting.specs, setting.params, get("cost_model", name)())
+        other = HESetting(setting.specs, setting.params, get("cost_model", name)(),
+                          setting.chains)
         try:
             ops, dense = other.count_weights(net), other.count()
         except ArtemisError:  # a plugin that does not support these layers
@@ -148,22 +161,27 @@ def counts_by_cost_model(net: nn.Module, setting: HESetting) -> dict[str, dict[s
 
 
 def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
-              progress: bool = True) -> tuple[dict[str, Any], list[EpochRecord]]:
-    """Train ``model_name`` densely on ``data`` and save it at ``out``; returns its
-    metrics (accuracies and HE op counts) and the training history. Training state is
-    kept in ``OUT.state`` after every epoch, so an interrupted run resumes."""
+              progress: bool = True, split: Split | None = None,
+              ) -> tuple[dict[str, Any], list[EpochRecord]]:
+    """Train ``model_name`` densely on the training part of ``data`` (``split``: what is
+    held out for validation) and save it at ``out``; returns its metrics (validation and
+    test accuracy, HE op counts) and the training history. Training state is kept in
+    ``OUT.state`` after every epoch, so an interrupted run resumes."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    split = split or Split()
     net = build_model(model_name, data.num_classes, data.input_shape, seed=config.seed)
     state = out.with_name(out.name + ".state")
-    train_set = load_split(data, "train")
+    train_set = data.split("train", split)
     history = train(net, train_set, config, progress=progress, checkpoint_path=state)
     setting = HESetting.for_model(net, data.input_shape)
     dense_ops = setting.count()
     metrics = {
         "model": model_name, "dataset": data.name, "seed": config.seed,
-        "accuracy": evaluate(net, load_split(data, "test")),
-        "train_accuracy": evaluate(net, train_set),
+        "accuracy": evaluate(net, data.split("test")),
+        "val_accuracy": evaluate(net, data.split("validation", split)),
+        "train_accuracy": evaluate(net, subset(train_set, config.train_subset)),
+        "split": asdict(split),
         "wall_seconds": sum(r.seconds for r in history),
         "config": asdict(config),
         **he_metrics(dense_ops, dense_ops, setting.params),
@@ -176,22 +194,25 @@ def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
 
 
 def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
-                data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """The dense checkpoint at ``out``: trained with default settings, or reused when a
-    previous run already wrote it. Returns its metrics."""
+                data_root: str | None = None, progress: bool = True, split: Split | None = None,
+                augment: bool = False) -> dict[str, Any]:
+    """The dense checkpoint at ``out``: trained with default settings (``epochs`` and
+    ``augment`` aside) on ``split``'s training part, or reused when a previous run already
+    wrote it. Returns its metrics."""
     if Path(out).exists():
         return ckpt.load(out).metrics
     data = get("dataset", dataset)(data_root)
-    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
-    return fit_dense(data, model or data.default_model, config, out, progress)[0]
+    config = TrainConfig(seed=seed, augment=augment, **({} if epochs is None else
+                                                        {"epochs": epochs}))
+    return fit_dense(data, model or data.default_model, config, out, progress, split)[0]
 
 
 def schedule_goals(target: Target, dense_rotations: int, config: PruneConfig) -> list[Target]:
     """The rotation goals of the selections: the target alone (one-shot), or ``steps``
     goals on the cubic curve of AGP (Zhu & Gupta 2017) from dense to the target."""
+    if config.schedule == "one-shot" or config.steps == 1 or target.sparsity is not None:
+        return [target]  # (a sparsity target, for matched-sparsity baselines, is one-shot)
     goal = target.rotations_for(dense_rotations)
-    if config.schedule == "one-shot" or config.steps == 1:
-        return [target]
     fractions = [1 - (1 - (i + 1) / config.steps) ** 3 for i in range(config.steps)]
     counts = [int(dense_rotations - (dense_rotations - goal) * f) for f in fractions[:-1]]
     return [Target(str(c), rotations=c) for c in counts] + [target]
@@ -207,6 +228,8 @@ class Pruner:
     layers: list[LayerGroups]
     config: PruneConfig
     batchnorms: dict[str, nn.Module]
+    #: producer → consumer convs whose zeroed filters are removed physically (filter)
+    chains: Mapping[str, str]
 
     @classmethod
     def for_model(cls, net: nn.Module, input_shape: tuple[int, int, int], strategy: str,
@@ -216,13 +239,15 @@ class Pruner:
         setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
         layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
         bns = batchnorm_after(net, [lg.spec.name for lg in layers], input_shape)
-        return cls(net, chosen, setting, layers, config, bns)
+        chains = channel_chains(net) if chosen.removes_channels else {}
+        return cls(net, chosen, setting, layers, config, bns, chains)
 
     def select(self, goal: Target) -> Selection:
         """The groups to prune now to meet ``goal``, on top of the installed masks,
         ranked on the BN-folded weights."""
         return select(self.layers, self.strategy, self.setting.specs, self.setting.params,
                       self.setting.cost_model, goal, self.config.max_sparsity,
+                      best_effort=self.config.best_effort, chains=self.chains,
                       base=current_masks(self.net),
                       weights=folded_weights(self.layers, self.batchnorms))
 
@@ -272,8 +297,9 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int],
     selection = pruner.select(parsed)  # reachable? (raises BudgetError before training)
     goals = schedule_goals(parsed, selection.dense_ops.rotations, config)
     lasso = pruner.lasso()
+    reg_epochs, _ = config.phases(pruner.strategy.regularized)
     for step, goal in enumerate(goals):
-        epochs = config.reg_epochs // len(goals) + (step < config.reg_epochs % len(goals))
+        epochs = reg_epochs // len(goals) + (step < reg_epochs % len(goals))
         if epochs and train_set is not None:
             hooks = _PenaltyHooks(pruner, lasso, goal) if lasso is not None else None
             path = state if state is None or len(goals) == 1 else \
@@ -282,8 +308,13 @@ def prune_model(net: nn.Module, input_shape: tuple[int, int, int],
                   after_step=hooks and hooks.after_step, epoch_end=hooks and hooks.retarget,
                   checkpoint_path=path)
         selection = pruner.select(goal)
-        apply_masks(net, selection.masks)
-    return selection, pruner.setting
+        masks = selection.masks
+        if pruner.chains:  # the consumers lose the removed filters' input channels too
+            shapes = {s.name: torch.Size(s.weight_shape) for s in pruner.setting.specs}
+            masks = propagate(masks, pruner.chains, shapes)
+        apply_masks(net, masks)
+    setting = replace(pruner.setting, chains=pruner.chains) if pruner.chains else pruner.setting
+    return selection, setting
 
 
 def check_prunable(model: str, num_classes: int, input_shape: tuple[int, int, int],
@@ -295,53 +326,71 @@ def check_prunable(model: str, num_classes: int, input_shape: tuple[int, int, in
 
 
 def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed)
+    return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed,
+                       augment=config.augment)
 
 
 def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
               epochs: int | None = None, out: Path | None = None, progress: bool = True,
-              config: PruneConfig | None = None, data_root: str | None = None,
+              config: PruneConfig | Mapping[str, Any] | None = None,
+              data_root: str | None = None, split: Split | None = None,
               cost_model: str | None = None) -> dict[str, Any]:
-    """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x" or a rotation
-    count), fine-tune, optionally save the pruned checkpoint, and return flat metrics.
-    ``epochs`` overrides both the regularized and the fine-tuning epochs, ``cost_model``
-    the config's. With ``out``, both training phases keep their state beside it, so a
-    rerun after an interruption resumes where it stopped. The metrics name the cost
-    model and hold the pruned model's counts under every registered one
-    (``by_cost_model``), so a report can put them side by side."""
+    """Prune the dense checkpoint with ``strategy`` to ``target`` ("4x", a rotation count
+    or a weight sparsity "90%"), fine-tune, optionally save the pruned checkpoint, and
+    return flat metrics. ``config`` is a :class:`PruneConfig` or its fields; ``epochs``
+    overrides both the regularized and the fine-tuning epochs, ``cost_model`` the
+    config's. Training reads the training part of ``split``, ``val_accuracy`` its
+    validation part, and ``accuracy`` the test set, read once at the end. With ``out``,
+    both training phases keep their state beside it, so a rerun after an interruption
+    resumes where it stopped. The metrics name the cost model and hold the pruned
+    model's counts under every registered one (``by_cost_model``), so a report can put
+    them side by side."""
+    if isinstance(config, Mapping):
+        config = PruneConfig(**config)
     config = config or PruneConfig()
     if epochs is not None:
         config = PruneConfig(**{**asdict(config), "reg_epochs": epochs, "finetune_epochs": epochs})
     if cost_model is not None:
         config = PruneConfig(**{**asdict(config), "cost_model": cost_model})
+    split = split or Split()
     start = time.perf_counter()
     net, dense = ckpt.load_model(dense_checkpoint)
     if dense.masks:  # a pruned checkpoint: keep its masks fixed, the new ones compose
         apply_masks(net, {name: mask.float() for name, mask in dense.masks.items()})
     data = get("dataset", dense.dataset)(data_root)
-    train_set, test_set = load_split(data, "train"), load_split(data, "test")
+    train_set = data.split("train", split)
     states = [None, None] if out is None else [
         Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
     selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
                                      config, progress, states[0])
-    masked_accuracy = evaluate(net, test_set)
-    if config.finetune_epochs:
-        train(net, train_set, _phase(config, config.finetune_epochs, seed), progress=progress,
+    # the masked model before fine-tuning: did the training find the structure? (a
+    # diagnostic: nothing is selected on it)
+    masked_val_accuracy = evaluate(net, data.split("validation", split))
+    masked_accuracy = evaluate(net, data.split("test"))
+    reg_epochs, finetune_epochs = config.phases(get("strategy", strategy).regularized)
+    if finetune_epochs:
+        train(net, train_set, _phase(config, finetune_epochs, seed), progress=progress,
               checkpoint_path=states[1])
     ops = setting.count_weights(net)
-    accuracy = evaluate(net, test_set)
+    val_accuracy = evaluate(net, data.split("validation", split))
+    accuracy = evaluate(net, data.split("test"))
     # the reference is the original dense model, also when re-pruning a pruned checkpoint
-    dense_accuracy = dense.metrics.get("dense_accuracy" if dense.masks else "accuracy")
+    reference = {key: dense.metrics.get(f"dense_{key}" if dense.masks else key)
+                 for key in ("accuracy", "val_accuracy")}
+    dense_accuracy = reference["accuracy"]
     metrics = {
         "model": dense.model, "dataset": dense.dataset, "strategy": strategy,
-        "target": target, "seed": seed, "accuracy": accuracy,
-        "masked_accuracy": masked_accuracy, "dense_accuracy": dense_accuracy,
+        "target": target, "seed": seed, "accuracy": accuracy, "val_accuracy": val_accuracy,
+        "masked_accuracy": masked_accuracy, "masked_val_accuracy": masked_val_accuracy,
+        "dense_accuracy": dense_accuracy, "dense_val_accuracy": reference["val_accuracy"],
         "delta_accuracy": None if dense_accuracy is None else accuracy - dense_accuracy,
         "sparsity": selection.sparsity, "groups_pruned": selection.groups_pruned,
+        "reached": selection.reached, "reg_epochs": reg_epochs,
+        "finetune_epochs": finetune_epochs, "epochs_after_dense": reg_epochs + finetune_epochs,
+        "augment": config.augment, "split": asdict(split),
         "pruned_from": dense.strategy if dense.masks else None,
         "lam": config.lam, "schedule": config.schedule, "steps": config.steps,
         "penalty": config.penalty, "group_cost": config.group_cost,
-        "reg_epochs": config.reg_epochs, "finetune_epochs": config.finetune_epochs,
         "wall_seconds": time.perf_counter() - start, "cost_model": config.cost_model,
         **he_metrics(ops, selection.dense_ops, setting.params),
         "by_cost_model": counts_by_cost_model(net, setting),

@@ -73,6 +73,13 @@ class Strategy(ABC):
     #: plaintext baselines do); rotation-aware strategies never prune groups that
     #: save no rotation.
     rotation_aware: ClassVar[bool] = True
+    #: Its groups are HE structures (plaintext baselines set False): a comparison runs a
+    #: baseline that falls short of a target at the sparsity of the best HE-aware run.
+    he_aware: ClassVar[bool] = True
+    #: Filters it zeroes are removed physically where the model allows it (with the next
+    #: conv's matching input channels, see :mod:`artemis_core.pruning.channels`), so the
+    #: counts are those of the smaller layers.
+    removes_channels: ClassVar[bool] = False
 
     @abstractmethod
     def groups(self, spec: ConvSpec, params: HEParams, cost_model: CostModel) -> list[GroupSet]:

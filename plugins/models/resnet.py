@@ -1,4 +1,5 @@
-"""ResNet-style CNNs: a digits-sized ResNet, CIFAR ResNet-20/32/56 and CIFAR ResNet-18.
+"""ResNet-style CNNs: a digits-sized ResNet, a ResNet-8 for 28×28, CIFAR ResNet-20/32/56
+and CIFAR ResNet-18.
 
 Every conv is "same"-padded (padding = k // 2) with stride 1 or 2, groups 1 and no
 dilation — the layer shapes the HE cost models support. Shortcuts that change shape are
@@ -95,6 +96,13 @@ MODELS = (
     # diagonal pruning can reach 4x (docs/strategies.md).
     ModelInfo("digits-resnet", _builder((32, 64), (1, 1)), (1, 8, 8),
               "small ResNet for 8×8 digits: 3×3 stem, one 32-ch block, one stride-2 64-ch block"),
+    # ResNet-8 for 28×28 (the MNIST family): three stages at 28², 14² and 7², one block
+    # each, so an epoch of 60,000 images takes about a minute on one core (docs/
+    # models-and-training.md) while stages 2 and 3 are, as in CIFAR ResNets,
+    # dominated by diagonal rotations.
+    ModelInfo("mnist-resnet", _builder(CIFAR_WIDTHS, (1, 1, 1)), (1, 28, 28),
+              "ResNet-8 for 28×28 MNIST-family images: 3×3 stem, one block per stage, "
+              "16/32/64 channels"),
     ModelInfo("resnet20", _builder(CIFAR_WIDTHS, (3, 3, 3)), CIFAR,
               "CIFAR ResNet-20 (He et al. 2016), 16/32/64 channels, 1×1-conv shortcuts"),
     ModelInfo("resnet32", _builder(CIFAR_WIDTHS, (5, 5, 5)), CIFAR,
