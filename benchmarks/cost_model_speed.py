@@ -33,23 +33,24 @@ def naive_count(spec, params, mask: torch.Tensor) -> tuple[int, int]:
     """(rotations, pmult) by looping over every possible product of the plan."""
     lay = gazelle_layout(spec, params)
     m = mask.reshape(spec.c_out, spec.c_in, lay.taps).numpy()
-    p, i = lay.period, np.arange(lay.period)
-    inputs, outputs, pmult = set(), set(), 0
+    p, q, s = lay.period, lay.in_period, np.arange(lay.pattern)
+    inputs, outputs, blocks, pmult = set(), set(), set(), 0
     for o in range(lay.n_out):
         for j in range(lay.n_in):
             for t in range(lay.taps):
                 if not lay.tap_live[t]:
                     continue
-                for d in range(p):
-                    rows, cols = o * p + (i + d) % p, j * p + i
+                for d in range(lay.diagonals):
+                    rows, cols = o * p + (s + d) % p, j * q + s % q
                     ok = (rows < spec.c_out) & (cols < spec.c_in)
                     if m[rows[ok], cols[ok], t].any():
                         pmult += 1
+                        blocks.add(o)
                         if t != lay.centre:
                             inputs.add((j, t))
                         if d:
                             outputs.add((o, d))
-    return len(inputs) + len(outputs) + (len(lay.replication_steps) if pmult else 0), pmult
+    return len(inputs) + len(outputs) + len(blocks) * len(lay.fold_steps), pmult
 
 
 def main() -> None:

@@ -30,14 +30,14 @@ from artemis_core.registry import get
 
 #: ResNet-20's three stage shapes on a 32x32 slot grid (gap doubles per stride-2 stage).
 RESNET20_LAYERS = (
-    ConvSpec("stage1 3x3 16->16 32x32", 16, 16, 3, 1, 1, 32, 32, 1, layout_channels=16),
-    ConvSpec("stage2 3x3 32->32 16x16 gap2", 32, 32, 3, 1, 1, 16, 16, 2, layout_channels=32),
-    ConvSpec("stage3 3x3 64->64 8x8 gap4", 64, 64, 3, 1, 1, 8, 8, 4, layout_channels=64),
+    ConvSpec("stage1 3x3 16->16 32x32", 16, 16, 3, 1, 1, 32, 32, 1),
+    ConvSpec("stage2 3x3 32->32 16x16 gap2", 32, 32, 3, 1, 1, 16, 16, 2),
+    ConvSpec("stage3 3x3 64->64 8x8 gap4", 64, 64, 3, 1, 1, 8, 8, 4),
 )
 #: (layer, rotation reduction): diagonal pruning cannot remove input rotations, so a 4x
 #: cut needs a large channel period: 64 channels packed compactly (p_c = 64).
 PRUNED_CASES = (
-    (ConvSpec("3x3 64->64 8x8 gap1", 64, 64, 3, 1, 1, 8, 8, 1, layout_channels=64), 4.0),
+    (ConvSpec("3x3 64->64 8x8 gap1", 64, 64, 3, 1, 1, 8, 8, 1), 4.0),
     (RESNET20_LAYERS[0], 2.0),
 )
 

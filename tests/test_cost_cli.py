@@ -11,6 +11,7 @@ from torch import nn
 
 from artemis_core import ModelInfo, hookimpl, registry
 from artemis_core.cli import main
+from artemis_core.deploy.he_program import compile_model, fit_params
 from artemis_core.learning.checkpoint import Checkpoint, save
 from artemis_core.learning.zoo import build_model
 
@@ -40,6 +41,23 @@ def test_json_lists_every_layer_and_the_total():
     steps = set().union(*(layer["rotation_steps"] for layer in layers))
     assert total["keys"] == len(steps)
     assert total["key_bytes"] > 0 and report["log_n"] == 14
+
+
+def test_an_he_friendly_model_is_counted_as_its_encrypted_program():
+    report = cost_json("--model", "he-cnn")
+    model = build_model("he-cnn", 10, (1, 8, 8), seed=0)
+    cost_model = registry.get("cost_model", "gazelle")()
+    params = fit_params(model, (1, 8, 8), cost_model, 14)
+    ops = compile_model(model, (1, 8, 8), params, cost_model).op_count()
+    assert report["counted"] == "program"
+    assert report["coeff_modulus_bits"] == list(params.coeff_modulus_bits)
+    assert [layer["kind"] for layer in report["layers"]] == [
+        "conv", "act", "conv", "act", "pool", "conv"]
+    total = report["total"]
+    assert (total["rotations"], total["pmult"], total["cmult"], total["keys"]) == (
+        ops.rotations, ops.pmult, ops.cmult, ops.keys)
+    assert total["key_bytes"] == params.rotation_keys_bytes(ops.keys)
+    assert (total["rotations"], total["pmult"]) == (42, 97)  # dense he-cnn on digits
 
 
 def test_bsgs_lists_baby_giant_and_hybrid_rotations_per_layer_and_in_the_total():

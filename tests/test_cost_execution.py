@@ -47,8 +47,7 @@ def layers(draw, max_channels=24):
         size = draw(st.sampled_from([1, 2, 3, 4, 6, 8]))
         gap = draw(st.sampled_from([1, 2]))
         spec = ConvSpec("conv", c_in, c_out, k, stride, k // 2, size, draw(st.sampled_from(
-            [size, max(1, size // 2)])), gap, bias=draw(st.booleans()),
-            layout_channels=draw(st.sampled_from([0, c_in, max(c_in, 64)])))
+            [size, max(1, size // 2)])), gap, bias=draw(st.booleans()))
     return spec, HEParams(draw(st.integers(10, 12)), allow_insecure=True)
 
 

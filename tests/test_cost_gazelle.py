@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artemis_core import ConvSpec, HEParams, SpecError, registry
+from artemis_core.he.extract import extract_specs
+from artemis_core.learning.zoo import build_model
 
 MODEL = GazelleCostModel()
 
@@ -63,22 +65,33 @@ def test_taps_that_touch_no_pixel_cost_nothing():
     assert strided.pmult == 4 * 4
 
 
-def test_linear_layer_is_the_diagonal_method():
+def test_linear_layer_is_the_wide_diagonal_method():
+    # q = 64, p = 16: 16 diagonals, 15 output rotations, then fold 64 -> 16 (2 rotations)
     ops = MODEL.count(ConvSpec("fc", 64, 10, 1, 1, 0, kind="linear"), HEParams(13))
-    assert (ops.input_rotations, ops.output_rotations, ops.pmult) == (0, 63, 64)
+    assert (ops.input_rotations, ops.output_rotations, ops.other_rotations) == (0, 15, 2)
+    assert ops.pmult == 16
 
 
-def test_shrinking_period_costs_replication_rotations():
-    spec = ConvSpec("c", 16, 16, height=8, width=8, layout_channels=64)
-    fresh = MODEL.count(ConvSpec("c", 16, 16, height=8, width=8), HEParams(14))
-    ops = MODEL.count(spec, HEParams(14))
-    assert ops.other_rotations == 2  # period 64 -> 16: log2(4) doublings
-    assert ops.adds == fresh.adds + 2
-    assert ops.rotation_steps - fresh.rotation_steps == {-16 * 64, -32 * 64}
+@pytest.mark.parametrize("c_in, c_out, rotations, pmult", [
+    (1, 8, 8, 9), (3, 16, 11, 36), (16, 64, 23, 144),  # tall: q - 1 output rotations
+    (16, 16, 23, 144), (64, 64, 71, 576),  # square: as before
+])
+def test_dense_3x3_counts_at_n_2_14(c_in, c_out, rotations, pmult):
+    ops = MODEL.count(ConvSpec("c", c_in, c_out, height=8, width=8), HEParams(14))
+    assert (ops.rotations, ops.pmult) == (rotations, pmult)
+
+
+def test_wide_layer_folds_its_output_blocks():
+    narrow = MODEL.count(ConvSpec("c", 16, 16, height=8, width=8), HEParams(14))
+    ops = MODEL.count(ConvSpec("c", 64, 16, height=8, width=8), HEParams(14))
+    assert ops.other_rotations == 2  # q/p = 64/16: log2(4) rotate-and-adds
+    assert (ops.output_rotations, ops.pmult) == (15, 144)
+    assert ops.adds == narrow.adds + 2
+    assert ops.rotation_steps - narrow.rotation_steps == {16 * 64, 32 * 64}
 
 
 def test_fully_pruned_layer_costs_nothing():
-    spec = ConvSpec("c", 16, 16, height=8, width=8, layout_channels=64, bias=True)
+    spec = ConvSpec("c", 64, 16, height=8, width=8, bias=True)
     ops = MODEL.count(spec, HEParams(14), torch.zeros(spec.weight_shape))
     assert ops.rotations == ops.pmult == ops.adds == ops.rescales == ops.keys == 0
 
@@ -150,10 +163,10 @@ def _count_without(spec, params, flat_indices):
 
 
 layer_shapes = st.builds(
-    lambda c_in, c_out, k, stride, size, gap, layout: ConvSpec(
-        "c", c_in, c_out, k, stride, k // 2, size, size, gap, layout_channels=layout),
-    st.integers(1, 20), st.integers(1, 20), st.sampled_from([1, 3]), st.sampled_from([1, 2]),
-    st.sampled_from([1, 2, 4]), st.sampled_from([1, 2]), st.sampled_from([0, 20, 64]),
+    lambda c_in, c_out, k, stride, size, gap: ConvSpec(
+        "c", c_in, c_out, k, stride, k // 2, size, size, gap),
+    st.integers(1, 70), st.integers(1, 70), st.sampled_from([1, 3]), st.sampled_from([1, 2]),
+    st.sampled_from([1, 2, 4]), st.sampled_from([1, 2]),
 )
 
 
@@ -195,10 +208,10 @@ def check_savings(spec, data):
         assert savings.pmult[g] == dense.pmult - zeroed.pmult
 
 
-def test_whole_layer_group_saves_everything_including_the_layout_change():
-    spec = ConvSpec("c", 4, 4, height=4, width=4, layout_channels=16)
+def test_whole_layer_group_saves_everything_including_the_fold():
+    spec = ConvSpec("c", 16, 4, height=4, width=4)
     params = small_params(11)
-    index = torch.arange(4 * 4 * 9).view(1, -1)
+    index = torch.arange(4 * 16 * 9).view(1, -1)
     dense = MODEL.count(spec, params)
     savings = MODEL.group_savings(spec, params, index)
     assert dense.other_rotations == 2
@@ -216,3 +229,32 @@ def test_overlapping_groups_get_the_same_savings_as_alone():
     alone = [MODEL.group_savings(spec, params, g) for g in (positional, diagonal)]
     assert list(together.rotations) == [*alone[0].rotations, *alone[1].rotations]
     assert list(together.pmult) == [*alone[0].pmult, *alone[1].pmult]
+
+
+# Dense (rotations, PMult) per layer with the square layout of period
+# next_pow2(max(C_in, C_out)) (commit 6995f23, `artemis cost --model M --format json`).
+SQUARE_LAYOUT_COUNTS = {
+    ("digits-resnet", 14): {
+        "conv1": (39, 288), "layer1.0.conv1": (39, 288), "layer1.0.conv2": (39, 288),
+        "layer2.0.conv1": (71, 576), "layer2.0.conv2": (71, 576),
+        "layer2.0.shortcut.0": (63, 64), "fc": (63, 64)},
+    ("resnet20", 16): {
+        **{f"layer1.{b}.conv{c}": (23, 144) for b in range(3) for c in (1, 2)},
+        "conv1": (23, 144), "layer2.0.conv1": (39, 288), "layer2.0.shortcut.0": (31, 32),
+        **{f"layer2.{b}.conv{c}": (39, 288) for b in range(3) for c in (1, 2) if (b, c) != (0, 1)},
+        "layer3.0.conv1": (70, 576), "layer3.0.shortcut.0": (62, 64),
+        **{f"layer3.{b}.conv{c}": (78, 1152) for b in range(3) for c in (1, 2) if (b, c) != (0, 1)},
+        "fc": (63, 64)},
+}
+
+
+@pytest.mark.parametrize("model, log_n", SQUARE_LAYOUT_COUNTS)
+def test_no_resnet_layer_costs_more_than_with_the_square_layout(model, log_n):
+    shape = (1, 8, 8) if model == "digits-resnet" else (3, 32, 32)
+    specs = extract_specs(build_model(model, 10, shape, seed=0), shape)
+    before = SQUARE_LAYOUT_COUNTS[model, log_n]
+    assert {s.name for s in specs} == set(before)
+    for spec in specs:
+        ops = MODEL.count(spec, HEParams(log_n))
+        assert ops.rotations <= before[spec.name][0], spec.name
+        assert ops.pmult <= before[spec.name][1], spec.name

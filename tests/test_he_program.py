@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from artemis_plugins.models.he_cnn import build_he_cnn
+from he_models import chain
 from torch import nn
 
 from artemis_core.deploy.he_program import compile_model, fit_params
@@ -47,8 +49,8 @@ def _zero_diagonals(model: nn.Sequential, fraction: float, seed: int) -> None:
             modules[spec.name].weight.view(-1)[chosen[chosen >= 0]] = 0.0
 
 
-def _run_sim(program, image: torch.Tensor):
-    backend = get("he_backend", "sim")(PARAMS)
+def _run_sim(program, image: torch.Tensor, params: HEParams = PARAMS):
+    backend = get("he_backend", "sim")(params)
     backend.keygen(program.service.rotation_steps)
     outputs = program.run(backend, [backend.encrypt(v) for v in program.service.pack(image)])
     return program.service.read_logits([backend.decrypt(ct) for ct in outputs]), backend.ops
@@ -103,7 +105,7 @@ def test_a_vanishing_quadratic_term_is_refused():
 
 def test_fit_params_gives_the_shortest_secure_chain():
     params = fit_params(_model(seed=0), SHAPE, get("cost_model", "gazelle")(), log_n=14)
-    assert params == HEParams.with_depth(14, 5)
+    assert params == HEParams.with_depth(14, 5)  # 2 convs, 2 acts, classifier
     assert params.log_q <= 438
 
 
@@ -121,6 +123,53 @@ def test_every_strategy_prunes_he_cnn_into_a_smaller_exact_program(strategy):
         expected = copy.deepcopy(model).double()(image[None].double())[0]
     assert torch.allclose(logits, expected, atol=1e-9)
     assert ops.rotations < dense_ops.rotations
+
+
+NARROWING = [  # (widths, strides, classes): the second conv or the classifier narrows
+    ([32, 4], [1, 2], 10),
+    ([8, 3], [1, 1], 10),
+    ([16, 5, 2], [1, 2, 1], 7),
+    ([40, 70, 6], [1, 1, 2], 3),
+    ([3, 64], [2, 1], 2),
+]
+
+
+@pytest.mark.parametrize("widths, strides, classes", NARROWING)
+def test_narrowing_and_widening_chains_are_exact_on_sim(widths, strides, classes):
+    model = chain(widths, strides, classes, seed=len(widths) + classes)
+    params = HEParams.with_depth(13, 2 * len(widths) + 1, allow_insecure=True)
+    program = compile_model(model, SHAPE, params, get("cost_model", "gazelle")())
+    image = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(7))
+    logits, ops = _run_sim(program, image, params)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).double()(image[None].double())[0]
+    assert torch.allclose(logits, expected, rtol=1e-9, atol=1e-9 * expected.abs().max())
+    assert ops == program.op_count()
+
+
+def reply_reveals_only_logits(slots: np.ndarray, logits: torch.Tensor, tol: float) -> None:
+    """Every slot of the reply is zero or a copy of one logit (to ``tol``), and every
+    logit is there."""
+    values = torch.from_numpy(slots.reshape(-1))
+    distance = (values[:, None] - logits[None, :]).abs()
+    nonzero = values.abs() > tol
+    assert bool((distance[nonzero].min(dim=1).values <= tol).all())
+    assert bool((distance.min(dim=0).values <= tol).all())
+    assert int(nonzero.sum()) % len(logits) == 0
+
+
+@pytest.mark.parametrize("widths, strides, classes", NARROWING[:3])
+def test_reply_holds_only_the_logits_on_sim(widths, strides, classes):
+    model = chain(widths, strides, classes, seed=3)
+    params = HEParams.with_depth(13, 2 * len(widths) + 1, allow_insecure=True)
+    program = compile_model(model, SHAPE, params, get("cost_model", "gazelle")())
+    backend = get("he_backend", "sim")(params)
+    backend.keygen(program.service.rotation_steps)
+    image = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(8))
+    outputs = program.run(backend, [backend.encrypt(v) for v in program.service.pack(image)])
+    slots = np.stack([backend.decrypt(ct) for ct in outputs])
+    logits = program.service.read_logits(list(slots))
+    reply_reveals_only_logits(slots, logits, tol=1e-9)
 
 
 @pytest.mark.parametrize("kind", [None, "positional", "baby-step"])

@@ -29,7 +29,7 @@ def test_a_workdir_that_cannot_be_made_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model", "digits-resnet"], "model is a ResNet; supported: Conv2d"),
     (["--log-n", "13"], "not 128-bit secure"),
-    (["--log-n", "16"], "SEAL refused log_n=16"),
+    (["--log-n", "16"], "SEAL has no 128-bit table above N=2^15 and refuses N=2^16"),
     (["--target", "0.5x"], "target '0.5x' not understood"),
     (["--cost-model", "nope"], "nope"),
     (["--strategy", "nope"], "nope"),
@@ -54,12 +54,21 @@ def test_json_reports_dense_and_pruned_side_by_side(tmp_path):
         assert run["images"] == 3
         assert run["agreement"] == 1.0
         assert run["encrypted_accuracy"] == run["plain_accuracy"]
-        assert run["max_logit_error"] < 1e-3
+        assert run["max_logit_error"] < 1e-4
         assert run["seconds_per_image"] > run["server_seconds_per_image"] > 0
         assert run["depth"] == 5
+        assert (run["security"], run["allow_insecure"]) == ("128-bit", False)
     assert pruned["rotations"] < dense["rotations"]
     assert pruned["rotation_keys"] <= dense["rotation_keys"]
     assert payload["rotation_reduction"] == round(dense["rotations"] / pruned["rotations"], 3)
+    # artemis cost counts what the server ran: the same rotations, keys and key bytes
+    dense_checkpoint = next(tmp_path.glob("*-dense.pt"))
+    counted = CliRunner().invoke(main, ["cost", "--checkpoint", str(dense_checkpoint),
+                                        "--format", "json"])
+    total = json.loads(counted.stdout)["total"]
+    assert (total["rotations"], total["pmult"], total["keys"], total["key_bytes"]) == (
+        dense["rotations"], dense["pmult"], dense["rotation_keys"], dense["rotation_key_bytes"])
+    assert dense["rotations"] <= 44 and dense["pmult"] <= 97
 
 
 @pytest.mark.slow

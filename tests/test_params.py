@@ -10,10 +10,35 @@ from artemis_core import HEParams, ParamsError
 def test_slots_levels_and_key_size():
     params = HEParams(14, (60, 40, 40, 60), 40)
     assert (params.n, params.slots, params.levels, params.log_q) == (16384, 8192, 2, 200)
-    assert params.rotation_key_bytes == 3 * 2 * 4 * 16384 * 8
+    assert params.rotation_key_bytes == 3 * (2 * 4 * 16384 * 8 + 113)
+    assert params.rotation_keys_bytes(0) == 0
+    assert params.rotation_keys_bytes(2) == 2 * params.rotation_key_bytes + 16384 * 8 + 56
 
 
-@pytest.mark.parametrize("log_n, limit", [(13, 218), (14, 438), (15, 881), (16, 1761)])
+# Published 128-bit classical bounds on log2(Q), ternary secret: the HomomorphicEncryption.org
+# Security Standard (Albrecht et al., 2018, Table 1) up to N = 2^15, and OpenFHE's table
+# (HEStd_128_classic, src/core/lib/lattice/stdlatticeparms.cpp) for N = 2^16 and 2^17.
+PUBLISHED_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881,
+                 65536: 1747, 131072: 3523}
+
+
+@pytest.mark.parametrize("n, limit", PUBLISHED_128.items())
+def test_security_table_is_the_published_one(n, limit):
+    log_n = n.bit_length() - 1
+    if limit >= 42:  # two primes above the 20-bit scale: the smallest chain there is
+        assert HEParams(log_n, _chain_of(limit), 20).log_q == limit
+    with pytest.raises(ParamsError, match=f"exceeds {limit} for N=2\\^{log_n}"):
+        HEParams(log_n, _chain_of(max(limit + 1, 42)), 20)
+
+
+def _chain_of(bits: int) -> tuple[int, ...]:
+    """Primes of 21..60 bits summing to exactly ``bits`` (bits >= 42)."""
+    count = max(-(-bits // 60), 2)
+    base, extra = divmod(bits, count)
+    return tuple(base + (i < extra) for i in range(count))
+
+
+@pytest.mark.parametrize("log_n, limit", [(13, 218), (14, 438), (15, 881), (16, 1747), (17, 3523)])
 def test_insecure_modulus_is_refused_naming_the_limit(log_n, limit):
     bits = (60,) * (limit // 60 + 1)
     with pytest.raises(ParamsError, match=f"exceeds {limit} for N=2\\^{log_n}"):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import click
+from torch import nn
 
+from ..deploy.he_program import ConvStep, HEProgram, PolyStep, compile_model, fit_params
+from ..errors import SpecError
+from ..he.cost_model import CostModel
 from ..he.specs import OpCount
 from ..io import render
 from ..pruning.masking import nonzero_masks
@@ -12,7 +16,7 @@ from .options import choose_model, format_option
 
 LAYER_FIELDS = ("name", "kind", "c_in", "c_out", "kernel", "stride", "height", "width", "gap")
 COUNT_FIELDS = ("rotations", "input_rotations", "output_rotations", "other_rotations", "pmult",
-                "adds", "rescales", "keys")
+                "cmult", "adds", "rescales", "keys")
 
 
 def parse_input_shape(ctx: click.Context, param: click.Parameter,
@@ -52,34 +56,76 @@ def cost(model_name: str | None, checkpoint: str | None, log_n: int | None,
          fmt: str) -> None:
     """Count the HE operations of every conv/linear layer (rotations split into input,
     output and layout-change ones, PMult, additions, rescales, rotation keys) and the
-    model total. Without --checkpoint the model is dense."""
+    model total. An HE-friendly model (one ``artemis infer`` runs) is counted as the
+    server runs it: every step of its encrypted program (activations, pooling and the
+    classifier included) under its own modulus chain. Without --checkpoint the model is
+    dense."""
     chosen = choose_model(model_name, checkpoint, num_classes, input_shape)
     model, shape, name = chosen.model, chosen.input_shape, chosen.name
     setting = HESetting.for_model(model, shape, cost_model_name, log_n)
-    params = setting.params
-    masks = nonzero_masks(model, [s.name for s in setting.specs]) if checkpoint else {}
-    rows, total, extra = [], OpCount(), {}
-    for spec in setting.specs:
-        plan = setting.cost_model.plan(spec, params, masks.get(spec.name))
-        ops, details = plan.op_count(), plan.details()
-        total = total + ops
-        counts = ops.as_dict()
-        rows.append({**{f: getattr(spec, f) for f in LAYER_FIELDS},
-                     **{f: counts[f] for f in COUNT_FIELDS}, **details,
-                     "rotation_steps": counts["rotation_steps"]})
-        for key, value in details.items():  # the cost model's own integer figures add up
+    program = _program(model, shape, setting.cost_model, setting.params.log_n)
+    if program is not None:
+        params = program.service.params
+        rows, total = [_step_row(step) for step in program.steps], program.op_count()
+    else:
+        params = setting.params
+        masks = nonzero_masks(model, [s.name for s in setting.specs]) if checkpoint else {}
+        rows, total = [], OpCount()
+        for spec in setting.specs:
+            plan = setting.cost_model.plan(spec, params, masks.get(spec.name))
+            total = total + plan.op_count()
+            rows.append(_row(spec.name, plan.op_count(), spec, details=plan.details()))
+    extra: dict[str, int] = {}
+    for row in rows:  # the cost model's own integer figures add up
+        for key, value in row.pop("details").items():
+            row[key] = value
             if isinstance(value, int):
                 extra[key] = extra.get(key, 0) + value
     totals = {f: total.as_dict()[f] for f in COUNT_FIELDS} | extra
-    totals["key_bytes"] = total.keys * params.rotation_key_bytes
+    totals["key_bytes"] = params.rotation_keys_bytes(total.keys)
+    counted = "program" if program is not None else "layers"
     if fmt == "json":
         click.echo(render(rows, fmt, json_payload={
             "model": name, "input": list(shape), "log_n": params.log_n,
+            "coeff_modulus_bits": list(params.coeff_modulus_bits), "counted": counted,
             "cost_model": cost_model_name, "layers": rows, "total": totals}))
         return
     table = [*rows, {"name": "total", **totals}]  # the headers leave rotation_steps out
     click.echo(render(table, fmt, headers=[*LAYER_FIELDS, *COUNT_FIELDS, "key_bytes"]))
     if fmt not in ("csv",):
+        what = ("encrypted program, chain " + "-".join(map(str, params.coeff_modulus_bits))
+                if program is not None else "conv/linear layers only")
         click.echo(f"\n{name}, input {'x'.join(map(str, shape))}, N=2^{params.log_n}, "
-                   f"{cost_model_name}: {total.keys} rotation keys = "
+                   f"{cost_model_name}, {what}: {total.keys} rotation keys = "
                    f"{totals['key_bytes'] / 2**20:.1f} MiB", err=True)
+
+
+def _program(model: nn.Module, shape: tuple[int, int, int], cost_model: CostModel,
+             log_n: int) -> HEProgram | None:
+    """The encrypted program ``artemis infer`` would run (shortest secure chain at
+    N = 2^log_n), or None for a model without a leveled-HE form."""
+    try:
+        params = fit_params(model, shape, cost_model, log_n)
+    except SpecError:
+        return None
+    return compile_model(model, shape, params, cost_model)
+
+
+def _row(name: str, ops: OpCount, spec=None, kind: str | None = None,
+         details: dict | None = None) -> dict:
+    """One table row: the layer's geometry (blank for steps without one), its ops and
+    the cost model's own figures (``details``, moved into the row by the caller)."""
+    counts = ops.as_dict()
+    layer = {f: getattr(spec, f) if spec is not None else None for f in LAYER_FIELDS}
+    layer["name"] = name
+    if kind is not None:
+        layer["kind"] = kind
+    return {**layer, **{f: counts[f] for f in COUNT_FIELDS},
+            "rotation_steps": counts["rotation_steps"], "details": details or {}}
+
+
+def _step_row(step) -> dict:
+    """The row of one program step: a convolution with its spec, an activation, a pool."""
+    if isinstance(step, ConvStep):
+        return _row(step.name, step.op_count(), step.plan.spec, details=step.plan.details())
+    return _row(step.name, step.op_count(), kind="act" if isinstance(step, PolyStep) else "pool")

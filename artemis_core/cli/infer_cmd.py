@@ -24,7 +24,7 @@ from .options import choose_model, cost_model_option, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
            "s_per_image", "cpu_s_per_image", "speedup", "cpu_speedup", "rotations",
-           "rotation_reduction", "keys", "key_MB", "sent_MB")
+           "rotation_reduction", "keys", "key_MB", "sent_MB", "security")
 
 
 @click.command(epilog="""\b
@@ -57,6 +57,9 @@ Examples:
               help="Ring degree N = 2^K; the chain [60, scale x depth, 60] fits the model.")
 @click.option("--scale-bits", type=int, default=40, show_default=True,
               help="CKKS scale 2^B (and size of the rescaling primes).")
+@click.option("--allow-insecure", is_flag=True,
+              help="Run a chain beyond the 128-bit table, or N > 2^15 where SEAL cannot "
+                   "check security; every result is then marked (security, allow_insecure).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strategy", default="diagonal", show_default=True,
               help="Strategy of the pruned model (artemis plugins --kind strategy).")
@@ -67,7 +70,8 @@ Examples:
 @format_option()
 def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, target: str,
           epochs: int, reg_epochs: int, finetune_epochs: int, lam: float, log_n: int,
-          scale_bits: int, seed: int, strategy: str, cost_model: str, workdir: Path | None,
+          scale_bits: int, allow_insecure: bool, seed: int, strategy: str, cost_model: str,
+          workdir: Path | None,
           fmt: str) -> None:
     """Classify test images encrypted, client and server apart, with the dense model and
     its pruned version (--strategy, counted and run under --cost-model): the client
@@ -82,12 +86,13 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
         if dense_path is None:
             data = get("dataset", dataset)()
             fresh = build_model(model_name, data.num_classes, data.input_shape)
-            _check_runnable(fresh, data.input_shape, cost_model, log_n, scale_bits)
+            _check_runnable(fresh, data.input_shape, cost_model, log_n, scale_bits,
+                            allow_insecure)
             dense_path = directory / f"{model_name}-{dataset}-s{seed}-dense.pt"
             train_dense(model_name, dataset, seed, epochs, dense_path)
         chosen = choose_model(None, dense_path)
         dense, info = chosen.model, chosen.checkpoint
-        _check_runnable(dense, info.input_shape, cost_model, log_n, scale_bits)
+        _check_runnable(dense, info.input_shape, cost_model, log_n, scale_bits, allow_insecure)
         suffix = "" if cost_model_name == "gazelle" else f"-{cost_model_name}"
         pruned_path = directory / (f"{dense_path.stem}-{strategy}-{target}-lam{lam:g}"
                                    f"-r{reg_epochs}-f{finetune_epochs}{suffix}.pt")
@@ -99,7 +104,7 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
     images, labels = get("dataset", info.dataset)().load("test").tensors
     images, labels = images[:count], labels[:count]
     runs = run_encrypted([("dense", dense), (f"{strategy} {target}", pruned)], images, labels,
-                         cost_model, log_n, scale_bits)
+                         cost_model, log_n, scale_bits, allow_insecure=allow_insecure)
     rows = [_row(run, runs[0]) for run in runs]
     payload = {
         "model": info.model, "dataset": info.dataset, "images": len(images),
@@ -107,17 +112,18 @@ def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, ta
         "speedup": rows[1]["speedup"],
         "cpu_speedup": rows[1]["cpu_speedup"],
         "rotation_reduction": rows[1]["rotation_reduction"],
+        "security": runs[0].security, "allow_insecure": allow_insecure,
         "dense": runs[0].as_dict(), "pruned": runs[1].as_dict(),
     }
     click.echo(render(rows, fmt, COLUMNS, json_payload=payload))
 
 
 def _check_runnable(model: nn.Module, input_shape: tuple[int, int, int], cost_model: CostModel,
-                    log_n: int, scale_bits: int) -> None:
+                    log_n: int, scale_bits: int, allow_insecure: bool) -> None:
     """Refuse, before any training or pruning, a model without a leveled-HE form and
     parameters that are insecure or that SEAL refuses (it has no 128-bit table past
     N = 2^15)."""
-    PyfhelBackend(fit_params(model, input_shape, cost_model, log_n, scale_bits))
+    PyfhelBackend(fit_params(model, input_shape, cost_model, log_n, scale_bits, allow_insecure))
 
 
 def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
@@ -137,6 +143,7 @@ def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
         "keys": run.rotation_keys,
         "key_MB": round(run.rotation_key_bytes / MB, 1),
         "sent_MB": round((run.evaluation_key_bytes + run.query_bytes) / MB, 1),
+        "security": run.security + (" (--allow-insecure)" if run.allow_insecure else ""),
     }
 
 

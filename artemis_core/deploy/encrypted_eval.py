@@ -57,6 +57,8 @@ class EncryptedRun:
     reply_bytes: int
     log_n: int
     coeff_modulus_bits: tuple[int, ...]
+    security: str  # HEParams.security of the chain used
+    allow_insecure: bool  # the run switched the security checks off
 
     def as_dict(self) -> dict:
         """JSON-ready fields."""
@@ -96,14 +98,16 @@ class _Session:
 
 def run_encrypted(models: Sequence[tuple[str, nn.Module]], images: torch.Tensor,
                   labels: torch.Tensor, cost_model: CostModel, log_n: int = 14,
-                  scale_bits: int = 40, progress: bool = True) -> list[EncryptedRun]:
-    """Compile each (label, model) with the shortest secure chain at N = 2^log_n, make a
-    client and a key-less server for it, and classify every image encrypted."""
+                  scale_bits: int = 40, progress: bool = True,
+                  allow_insecure: bool = False) -> list[EncryptedRun]:
+    """Compile each (label, model) with the shortest secure chain at N = 2^log_n (any
+    chain with ``allow_insecure``), make a client and a key-less server for it, and
+    classify every image encrypted."""
     shape = tuple(images.shape[1:])
     sessions, plain = [], []
     for label, model in models:
         model.eval()
-        params = fit_params(model, shape, cost_model, log_n, scale_bits)
+        params = fit_params(model, shape, cost_model, log_n, scale_bits, allow_insecure)
         sessions.append(_Session(label, compile_model(model, shape, params, cost_model)))
         with torch.no_grad():
             plain.append(model(images).double())
@@ -131,7 +135,8 @@ def _summary(session: _Session, plain: torch.Tensor, labels: torch.Tensor) -> En
         rotation_key_bytes=len(session.keys.rotation_keys),
         evaluation_key_bytes=session.keys.nbytes, query_bytes=session.query_bytes // n,
         reply_bytes=session.reply_bytes // n, log_n=params.log_n,
-        coeff_modulus_bits=params.coeff_modulus_bits,
+        coeff_modulus_bits=params.coeff_modulus_bits, security=params.security,
+        allow_insecure=params.allow_insecure,
     )
 
 

@@ -3,12 +3,14 @@
 Convolutions run through the cost model's own plans (:meth:`LayerPlan.execute`), so
 the server executes exactly what the cost model counts. A :class:`PolyAct`
 a·x² + b·x + c is evaluated as x·(x + b/a) + c/a (one ciphertext product, one level)
-and its factor ``a`` is folded into the next layer's weights; a batch norm after a
-convolution is folded into it (running statistics: eval-mode semantics). Global
-average pooling and the linear classifier become a 1×1 convolution on the last feature
-map (weights divided by the pixel count) followed by a rotate-and-sum over each class's
-pixels.
-Every step counts its operations from the same data it executes with.
+and its factor ``a`` is folded into the next layer's weights; the constant c/a is added
+only at the slots where the next layer reads a pixel, so every other slot stays zero. A
+batch norm after a convolution is folded into it (running statistics: eval-mode
+semantics). Global average pooling is a rotate-and-sum of each channel's pixels into
+its first pixel, and the linear classifier a 1×1 convolution that reads that pixel only
+(weights divided by the pixel count): its plaintexts are zero everywhere else, so the
+reply holds the logits (one copy per replica of the layout) and zeros, with no extra
+product or level. Every step counts its operations from the same data it executes with.
 """
 
 from __future__ import annotations
@@ -77,54 +79,52 @@ class ConvStep(Step):
 
 @dataclass(frozen=True)
 class PolyStep(Step):
-    """z = x·(x + shift) + offset on each of ``blocks`` ciphertexts (shift = b/a,
-    offset = c/a of a PolyAct whose ``a`` went into the next layer)."""
+    """z = x·(x + shift) + offset on each ciphertext (shift = b/a of a PolyAct whose
+    ``a`` went into the next layer; ``offset`` holds c/a at the slots the next layer
+    reads and 0 elsewhere, one vector per ciphertext)."""
 
     name: str
     shift: float
-    offset: float
-    blocks: int
-    slots: int
+    offset: tuple[np.ndarray, ...]
 
     def run(self, backend: HEBackend, cts: list[Any]) -> list[Any]:
         """One add, one relinearised product and rescale, one add per ciphertext."""
-        shift, offset = np.full(self.slots, self.shift), np.full(self.slots, self.offset)
         out = []
-        for ct in _live(self.name, cts):
-            product = backend.rescale(backend.multiply(ct, backend.add_plain(ct, shift)))
-            out.append(backend.add_plain(product, offset))
+        for ct, offset in zip(_live(self.name, cts), self.offset, strict=True):
+            shifted = backend.add_plain(ct, np.full(offset.size, self.shift))
+            out.append(backend.add_plain(backend.rescale(backend.multiply(ct, shifted)), offset))
         return out
 
     def op_count(self) -> OpCount:
         """Per ciphertext: 1 product, 2 additions, 1 rescale."""
-        return OpCount(cmult=self.blocks, adds=2 * self.blocks, rescales=self.blocks)
+        blocks = len(self.offset)
+        return OpCount(cmult=blocks, adds=2 * blocks, rescales=blocks)
 
 
 @dataclass(frozen=True)
 class SumStep(Step):
-    """Sum each class's pixels into its first slot (rotate-and-sum by ``steps``), then
-    add the classifier bias there."""
+    """Average pooling's sum: rotate-and-sum by ``steps`` on every ciphertext, which
+    gathers each channel's pixels into its first pixel."""
 
     name: str
     steps: tuple[int, ...]
-    bias: tuple[np.ndarray, ...]  # one slot vector per ciphertext
+    blocks: int
 
     def run(self, backend: HEBackend, cts: list[Any]) -> list[Any]:
-        """log2(window) rotations and additions per ciphertext, then the bias."""
+        """log2(window) rotations and additions per ciphertext."""
         out = []
         with backend.rotation_purpose("other"):
-            for ct, bias in zip(_live(self.name, cts), self.bias, strict=True):
+            for ct in _live(self.name, cts):
                 for step in self.steps:
                     ct = backend.add(ct, backend.rotate(ct, step))
-                out.append(backend.add_plain(ct, bias))
+                out.append(ct)
         return out
 
     def op_count(self) -> OpCount:
         """Rotations and additions of :meth:`run`."""
-        blocks = len(self.bias)
-        return OpCount(other_rotations=len(self.steps) * blocks,
-                       adds=(len(self.steps) + 1) * blocks,
-                       rotation_steps=frozenset(self.steps))
+        return OpCount(other_rotations=len(self.steps) * self.blocks,
+                       adds=len(self.steps) * self.blocks,
+                       rotation_steps=frozenset(self.steps) if self.blocks else frozenset())
 
 
 @dataclass(frozen=True)
@@ -177,41 +177,49 @@ def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if not isinstance(m, nn.Sequential)]
 
 
-def _classifier_spec(name: str, last: ConvSpec, c_out: int) -> ConvSpec:
-    """The pooled linear layer as a 1×1 convolution on the last conv's output grid."""
-    return ConvSpec(name, last.c_out, c_out, kernel=1, stride=1, padding=0,
-                    height=-(-last.height // last.stride), width=-(-last.width // last.stride),
-                    gap=last.gap * last.stride, layout_channels=max(last.c_in, last.c_out))
+def _classifier_spec(name: str, last: ConvSpec, c_out: int, bias: bool) -> ConvSpec:
+    """The pooled linear layer as a 1×1 convolution on the last conv's output grid that
+    reads its first pixel only (a stride as large as the grid)."""
+    height, width = -(-last.height // last.stride), -(-last.width // last.stride)
+    return ConvSpec(name, last.c_out, c_out, kernel=1, stride=max(height, width), padding=0,
+                    height=height, width=width, gap=last.gap * last.stride, bias=bias)
 
 
-def _pixel_sum(name: str, dense: LayerPlan, bias: torch.Tensor | None,
-               slots: int) -> tuple[SumStep, tuple[tuple[int, int], ...]]:
-    """The rotate-and-sum that gathers each class's pixels into one slot, found by
-    probing where the dense plan's :meth:`LayerPlan.unpack` reads every output."""
-    n_out = dense.op_count().rescales  # one rescale per output ciphertext
-    probe = [np.arange(slots, dtype=np.float64) + b * slots for b in range(n_out)]
-    where = dense.unpack(probe).reshape(dense.spec.c_out, -1).to(torch.long)
-    block, slot = where // slots, where % slots
-    base = slot.min(dim=1).values
-    offsets = slot - base[:, None]
-    window = 1 << int(offsets.max()).bit_length()
-    starts = (block[:, 0] * slots + base).sort().values
-    same = bool((offsets == offsets[0]).all()) and bool((block == block[:, :1]).all())
-    if same and not bool((starts.diff() < window).any()):
-        # disjoint windows holding zeros between the pixels: sum the whole window
-        steps = tuple(window >> k for k in range(1, window.bit_length()))
-    else:
-        # interleaved classes (a multiplexed layout): sum exactly each class's pixels
-        steps = _cube_steps(offsets[0].tolist()) if same else None
-        if steps is None:
-            raise SpecError(f"layer {name!r}: the classes' pixels are neither in equal, "
-                            "disjoint windows nor on one power-of-two lattice; cannot pool "
-                            "them by rotate-and-sum")
-    vectors = np.zeros((n_out, slots))
-    if bias is not None:
-        vectors[block[:, 0].numpy(), base.numpy()] = bias.detach().double().numpy()
-    outputs = tuple(zip(block[:, 0].tolist(), base.tolist(), strict=True))
-    return SumStep(f"{name}.sum", steps, tuple(vectors)), outputs
+def _live_slots(plan: LayerPlan) -> list[np.ndarray]:
+    """1 where ``plan`` reads a valid pixel of a real input channel, 0 elsewhere."""
+    spec = plan.spec
+    return plan.pack(torch.ones(spec.c_in, spec.height, spec.width))
+
+
+def _pooling(name: str, classifier: LayerPlan, slots: int) -> SumStep:
+    """The rotate-and-sum that gathers each channel's pixels into its first pixel, found
+    by probing where the classifier's :meth:`LayerPlan.pack` puts every input pixel:
+    exactly the channel's pixels when they form one power-of-two lattice (log2(pixels)
+    rotations; interleaved channels, as Orion's multiplexed packing, included), else the
+    whole window they span, which must hold no other channel."""
+    spec = classifier.spec
+    pixels = spec.height * spec.width
+    ids = np.stack(classifier.pack(torch.arange(1.0, spec.c_in * pixels + 1)))
+    flat = ids.reshape(-1)
+    first = np.full(spec.c_in * pixels + 1, flat.size)
+    np.minimum.at(first, flat.astype(np.int64), np.arange(flat.size))
+    where = first[1:].reshape(spec.c_in, pixels)  # first slot of every (channel, pixel)
+    offsets = where - where[:, :1]
+    same = bool((offsets == offsets[0]).all()) and bool((offsets >= 0).all()) and bool(
+        (where // slots == where[:, :1] // slots).all())
+    steps = _cube_steps(offsets[0].tolist()) if same else None
+    if steps is None and same:
+        window = 1 << int(offsets.max()).bit_length()
+        owner = np.where(flat > 0, (flat.astype(np.int64) - 1) // pixels, -1)
+        if all(start % slots + window <= slots
+               and bool(np.isin(owner[start: start + window], (-1, channel)).all())
+               for channel, start in enumerate(where[:, 0].tolist())):
+            steps = tuple(window >> k for k in range(1, window.bit_length()))
+    if steps is None:
+        raise SpecError(f"layer {name!r}: each channel's pixels are neither on one "
+                        "power-of-two lattice nor alone in a window starting at its first "
+                        "pixel; cannot pool them by rotate-and-sum")
+    return SumStep(f"{name}.pool", steps, len(ids))
 
 
 def _cube_steps(offsets: list[int]) -> tuple[int, ...] | None:
@@ -234,6 +242,15 @@ def _cube_steps(offsets: list[int]) -> tuple[int, ...] | None:
     return tuple(steps)
 
 
+def _logit_slots(classifier: LayerPlan, slots: int) -> tuple[tuple[int, int], ...]:
+    """(ciphertext, slot) where the classifier's :meth:`LayerPlan.unpack` reads each
+    class, found by probing it with slot numbers."""
+    n_out = classifier.op_count().rescales  # one rescale per output ciphertext
+    probe = [np.arange(slots, dtype=np.float64) + b * slots for b in range(n_out)]
+    where = classifier.unpack(probe).reshape(-1).to(torch.long)
+    return tuple(zip((where // slots).tolist(), (where % slots).tolist(), strict=True))
+
+
 def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams,
                   cost_model: CostModel) -> HEProgram:
     """The encrypted form of an HE-friendly ``model`` (see :data:`SUPPORTED_LAYERS`);
@@ -248,12 +265,12 @@ def compile_model(model: nn.Module, input_shape: Sequence[int], params: HEParams
 
 
 def fit_params(model: nn.Module, input_shape: Sequence[int], cost_model: CostModel,
-               log_n: int = 14, scale_bits: int = 40) -> HEParams:
+               log_n: int = 14, scale_bits: int = 40, allow_insecure: bool = False) -> HEParams:
     """The shortest chain [60, scale_bits × depth, 60] for ``model`` at N = 2^log_n,
-    checked against the 128-bit security table."""
+    checked against the 128-bit security table unless ``allow_insecure``."""
     probe = HEParams.with_depth(log_n, 1, scale_bits, allow_insecure=True)
     depth = _build(model, input_shape, probe, cost_model).depth
-    return HEParams.with_depth(log_n, depth, scale_bits)
+    return HEParams.with_depth(log_n, depth, scale_bits, allow_insecure=allow_insecure)
 
 
 def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
@@ -261,6 +278,15 @@ def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
     specs = {s.name: s for s in extract_specs(model, input_shape)}
     steps: list[Step] = []
     fold, last, pool, outputs = 1.0, None, None, ()
+    act: tuple[str, float, float] | None = None  # an activation waiting for its reader
+
+    def activation_for(reader: LayerPlan) -> None:
+        nonlocal act
+        if act is not None:
+            name, shift, offset = act
+            steps.append(PolyStep(name, shift, tuple(v * offset for v in _live_slots(reader))))
+            act = None
+
     leaves = _leaves(model)
     for i, (name, module) in enumerate(leaves):
         if outputs:
@@ -270,33 +296,36 @@ def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
             after = leaves[i + 1][1] if i + 1 < len(leaves) else None
             weight, bias = _fold_batch_norm(module, after)
             last = replace(specs[name], bias=bias is not None)
-            steps.append(ConvStep(name, cost_model.plan(last, params, weight != 0),
-                                  weight * fold, bias))
+            plan = cost_model.plan(last, params, weight != 0)
+            activation_for(plan)
+            steps.append(ConvStep(name, plan, weight * fold, bias))
             fold = 1.0
         elif isinstance(module, nn.BatchNorm2d) and isinstance(leaves[i - 1][1], nn.Conv2d):
             continue  # folded into the convolution before it
         elif isinstance(module, PolyAct) and last is not None and pool is None:
+            if act is not None:
+                raise SpecError(f"layer {name!r}: two activations in a row; supported: "
+                                f"{SUPPORTED_LAYERS}")
             a, b, c = module.coefficients.detach().double().tolist()
             if abs(a) < MIN_QUADRATIC:
                 raise SpecError(f"layer {name!r}: quadratic coefficient a={a:.3g} is too close "
                                 f"to 0 to fold (|a| >= {MIN_QUADRATIC} needed)")
-            steps.append(PolyStep(name, b / a, c / a, steps[-1].op_count().rescales,
-                                  params.slots))
-            fold = a
+            act, fold = (name, b / a, c / a), a
         elif isinstance(module, nn.AdaptiveAvgPool2d) and last is not None \
                 and module.output_size in (1, (1, 1)):
             pool = name
         elif isinstance(module, nn.Flatten) and pool is not None:
             continue
         elif isinstance(module, nn.Linear) and pool is not None:
-            spec = _classifier_spec(name, last, module.out_features)
+            spec = _classifier_spec(name, last, module.out_features, module.bias is not None)
             pixels = spec.height * spec.width
             weight = (module.weight.detach().double() * fold / pixels).view(*spec.weight_shape)
-            steps.append(ConvStep(name, cost_model.plan(spec, params, weight != 0),
-                                  weight, None))
-            summed, outputs = _pixel_sum(name, cost_model.plan(spec, params), module.bias,
-                                         params.slots)
-            steps.append(summed)
+            bias = None if module.bias is None else module.bias.detach().double()
+            plan = cost_model.plan(spec, params, weight != 0)
+            activation_for(plan)
+            steps.append(_pooling(pool, plan, params.slots))
+            steps.append(ConvStep(name, plan, weight, bias))
+            outputs = _logit_slots(cost_model.plan(spec, params), params.slots)
         else:
             raise SpecError(f"layer {name!r} ({type(module).__name__}) is not supported "
                             f"here; supported: {SUPPORTED_LAYERS}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from artemis_plugins.backends.pyfhel import PyfhelBackend
 
@@ -36,11 +37,15 @@ class Client:
         """One C×H×W image, packed for the first layer, encrypted and serialised."""
         return [to_bytes(self._backend.encrypt(v)) for v in self.service.pack(image)]
 
+    def decrypt_slots(self, outputs: list[bytes]) -> list[np.ndarray]:
+        """Every slot of the server's serialised output ciphertexts (all but the logits
+        decrypt to zero, up to CKKS noise: the server masks them)."""
+        level = self.service.output_level
+        return [self._backend.decrypt(from_bytes(self._backend, b, level)) for b in outputs]
+
     def decrypt(self, outputs: list[bytes]) -> torch.Tensor:
         """The logits from the server's serialised output ciphertexts."""
-        level = self.service.output_level
-        return self.service.read_logits(
-            [self._backend.decrypt(from_bytes(self._backend, b, level)) for b in outputs])
+        return self.service.read_logits(self.decrypt_slots(outputs))
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,17 @@ from dataclasses import dataclass
 
 from ..errors import ParamsError
 
-#: Largest total modulus log2(Q) for 128-bit classical security with a ternary secret
-#: (HomomorphicEncryption.org standard, as used by SEAL).
-MAX_LOG_Q_128 = {10: 27, 11: 54, 12: 109, 13: 218, 14: 438, 15: 881, 16: 1761, 17: 3524}
+#: Largest total modulus log2(Q) for 128-bit classical security with a ternary secret:
+#: the HomomorphicEncryption.org Security Standard (2018, Table 1) for N <= 2^15, which
+#: SEAL enforces, and OpenFHE's HEStd_128_classic table above it (SEAL has none there).
+MAX_LOG_Q_128 = {10: 27, 11: 54, 12: 109, 13: 218, 14: 438, 15: 881, 16: 1747, 17: 3523}
 MAX_PRIME_BITS = 60
+#: SEAL's own 128-bit table stops at N = 2^15: it refuses larger rings unless its
+#: security check is switched off.
+SEAL_MAX_LOG_N = 15
+#: SEAL's serialisation overheads (bytes): per key-switching component, per key set.
+GALOIS_COMPONENT_HEADER = 113
+GALOIS_SET_HEADER = 56
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,15 @@ class HEParams:
         return cls(log_n, (60, *([scale_bits] * depth), 60), scale_bits, **kwargs)
 
     @property
+    def security(self) -> str:
+        """What the parameters are: ``128-bit`` (HE Standard, N <= 2^15: SEAL checks it
+        too), ``128-bit (OpenFHE table; SEAL cannot check)`` above, or ``insecure``."""
+        if self.log_q > MAX_LOG_Q_128[self.log_n]:
+            return "insecure"
+        return "128-bit" if self.log_n <= SEAL_MAX_LOG_N else \
+            "128-bit (OpenFHE table; SEAL cannot check)"
+
+    @property
     def n(self) -> int:
         """Ring degree N."""
         return 1 << self.log_n
@@ -84,10 +100,18 @@ class HEParams:
 
     @property
     def rotation_key_bytes(self) -> int:
-        """Estimated size of one rotation (Galois) key: (k-1) decomposition components,
-        each 2 polynomials over k primes of N 64-bit words (SEAL's layout)."""
+        """Serialised size of one rotation (Galois) key in SEAL: (k-1) decomposition
+        components, each 2 polynomials over k primes of N 64-bit words plus a 113-byte
+        header (tests/test_params.py checks it against Pyfhel's own serialisation)."""
         k = len(self.coeff_modulus_bits)
-        return (k - 1) * 2 * k * self.n * 8
+        return (k - 1) * (2 * k * self.n * 8 + GALOIS_COMPONENT_HEADER)
+
+    def rotation_keys_bytes(self, count: int) -> int:
+        """Serialised size of a set of ``count`` rotation keys, as a client sends it:
+        each key, and once for the set an N-word table and a 56-byte header."""
+        if count < 0:
+            raise ParamsError(f"count={count} rotation keys must be non-negative")
+        return count * self.rotation_key_bytes + (self.n * 8 + GALOIS_SET_HEADER if count else 0)
 
 
 def default_log_n(input_shape: tuple[int, ...]) -> int:

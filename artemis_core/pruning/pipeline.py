@@ -137,7 +137,7 @@ def he_metrics(ops: OpCount, dense: OpCount, params: HEParams) -> dict[str, Any]
         "adds": ops.adds,
         "rescales": ops.rescales,
         "keys": ops.keys,
-        "key_bytes": ops.keys * params.rotation_key_bytes,
+        "key_bytes": params.rotation_keys_bytes(ops.keys),
         "log_n": params.log_n,
         "ops": ops.as_dict(),
     }

@@ -22,7 +22,7 @@ from Pyfhel import PyCtxt, Pyfhel, PyPtxt
 from artemis_core import hookimpl
 from artemis_core.errors import BackendError, ParamsError
 from artemis_core.he.backend import HEBackend, canonical_step
-from artemis_core.he.params import HEParams
+from artemis_core.he.params import SEAL_MAX_LOG_N, HEParams
 
 #: Relative scale difference SEAL still accepts as "the same scale" (it compares
 #: doubles to within a few ulps); anything larger is a mismatch we report ourselves.
@@ -62,6 +62,12 @@ class PyfhelBackend(HEBackend):
                 f"coeff_modulus_bits={list(params.coeff_modulus_bits)}: the last (special) "
                 f"prime has {special_bits} bits, fewer than the largest data prime "
                 f"({max(data_bits)}); rotations would be too noisy"
+            )
+        if params.log_n > SEAL_MAX_LOG_N and not params.allow_insecure:
+            raise ParamsError(
+                f"SEAL has no 128-bit table above N=2^{SEAL_MAX_LOG_N} and refuses "
+                f"N=2^{params.log_n}; use N <= 2^{SEAL_MAX_LOG_N}, or allow_insecure "
+                "(--allow-insecure) to run without SEAL's check (marked insecure)"
             )
         self._he = Pyfhel()
         status = self._he.contextGen(

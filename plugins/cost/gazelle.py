@@ -2,7 +2,8 @@
 
 Design §5 (docs/cost-model.md). A plan is one bool array, ``live[O, j, tap, d]``: which
 plaintext products are performed. Every count (input rotations (j, tap), output
-rotations (O, d), additions, rescales, rotation keys) is read off that array, and
+rotations (O, d), the folds of a wide layer's output blocks, additions, rescales,
+rotation keys) is read off that array, and
 :meth:`GazellePlan.execute` walks exactly the same array on a backend.
 """
 
@@ -45,8 +46,8 @@ class GazellePlan(LayerPlan):
         self.spec = layout.spec
         self.params = params
         self.mask = mask  # bool [c_out, c_in, taps]
-        #: live[O, j, tap, d]: the product of input block j, rotated by the tap, with the
-        #: d-th diagonal of weight block (O, j) is performed.
+        #: live[O, j, tap, d]: the product of input ciphertext j, rotated by the tap, with
+        #: the d-th diagonal of weight block (O, j) is performed.
         self.live = layout.live_products(mask.numpy())
         #: input_live[j, tap]: input rotations performed (the centre tap is free).
         self.input_live = self.live.any(axis=(0, 3))
@@ -55,24 +56,24 @@ class GazellePlan(LayerPlan):
         self.sums_live = self.live.any(axis=(1, 2))
         #: blocks_live[O]: output ciphertexts that are computed (the rest are zero).
         self.blocks_live = self.sums_live.any(axis=1)
-        #: Layout-change rotations performed (none when the layer does no work).
-        self.replication_steps = layout.replication_steps if self.blocks_live.any() else ()
 
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
-        lay, sums, replication = self.layout, self.sums_live, self.replication_steps
+        lay, sums = self.layout, self.sums_live
+        n_blocks = int(self.blocks_live.sum())
         steps = {lay.shifts[t] for t in np.flatnonzero(self.input_live.any(axis=0))}
         steps |= {lay.output_step(d) for d in np.flatnonzero(sums[:, 1:].any(axis=0)) + 1}
-        steps |= set(replication)
-        n_blocks = int(self.blocks_live.sum())
+        if n_blocks:
+            steps |= set(lay.fold_steps)
+        folds = n_blocks * len(lay.fold_steps)
         products_per_sum = self.live.sum(axis=(1, 2))
         adds = (int(np.maximum(products_per_sum - 1, 0).sum())
                 + int(np.maximum(sums.sum(axis=1) - 1, 0).sum())
-                + len(replication) + (n_blocks if self.spec.bias else 0))
+                + folds + (n_blocks if self.spec.bias else 0))
         return OpCount(
             input_rotations=int(self.input_live.sum()),
             output_rotations=int(sums[:, 1:].sum()),
-            other_rotations=len(replication),
+            other_rotations=folds,
             pmult=int(self.live.sum()),
             adds=adds,
             rescales=n_blocks,
@@ -81,11 +82,11 @@ class GazellePlan(LayerPlan):
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
         """Slot vectors of input ``x`` (C_in×h×w, or C_in for a linear layer), laid out
-        with the input's period and replicated over the ciphertext."""
+        with the input period q and replicated over the ciphertext."""
         lay, spec = self.layout, self.spec
         x = x.detach().to(torch.float64).reshape(spec.c_in, spec.height, spec.width).numpy()
         q = lay.in_period
-        blocks = np.zeros((lay.packed_inputs * q, lay.hw))
+        blocks = np.zeros((lay.n_in * q, lay.hw))
         slots = lay.pixel_slots(np.arange(spec.height), np.arange(spec.width)).reshape(-1)
         blocks[: spec.c_in, slots] = x.reshape(spec.c_in, -1)
         copies = lay.regions // q
@@ -109,24 +110,25 @@ class GazellePlan(LayerPlan):
         return out.reshape(spec.c_out, *lay.output_slots.shape)
 
     def _weights(self, weight: torch.Tensor) -> np.ndarray:
-        """Masked weights zero-padded to [n_out·p, n_in·p, taps]."""
+        """Masked weights zero-padded to [n_out·p, n_in·q, taps]."""
         lay, spec = self.layout, self.spec
         if tuple(weight.shape) != spec.weight_shape:
             raise SpecError(f"layer {spec.name!r}: weight shape {tuple(weight.shape)}, "
                             f"expected {spec.weight_shape}")
         w = weight.detach().to(torch.float64).reshape(self.mask.shape) * self.mask
-        padded = np.zeros((lay.n_out * lay.period, lay.n_in * lay.period, lay.taps))
+        padded = np.zeros((lay.n_out * lay.period, lay.n_in * lay.in_period, lay.taps))
         padded[: spec.c_out, : spec.c_in] = w.numpy()
         return padded
 
     def _plaintext(self, w: np.ndarray, o: int, j: int, tap: int, d: int) -> np.ndarray:
-        """Mask of product (O, j, tap, d): W[O·p + (i+d) mod p, j·p + i, tap] over region
-        i, at the output pixels where the tap reads a valid pixel, in every copy."""
-        lay, p = self.layout, self.layout.period
-        i = np.arange(p)
-        values = w[o * p + (i + d) % p, j * p + i, tap]
+        """Mask of product (O, j, tap, d): W[O·p + (s+d) mod p, j·q + s mod q, tap] over
+        region s, at the output pixels where the tap reads a valid pixel, in every copy."""
+        lay = self.layout
+        p, q = lay.period, lay.in_period
+        s = np.arange(lay.pattern)
+        values = w[o * p + (s + d) % p, j * q + s % q, tap]
         block = values[:, None] * lay.tap_masks[tap][None, :]
-        return np.tile(block.reshape(-1), lay.regions // p)
+        return np.tile(block.reshape(-1), lay.regions // lay.pattern)
 
     def _bias_plaintext(self, bias: torch.Tensor, o: int) -> np.ndarray:
         """Bias of output block O at its valid output pixels, in every copy."""
@@ -140,25 +142,21 @@ class GazellePlan(LayerPlan):
 
     def execute(self, backend: HEBackend, inputs: list[Any], weight: torch.Tensor,
                 bias: torch.Tensor | None = None) -> list[Any]:
-        """Run the plan: re-replicate, rotate inputs per tap, multiply-accumulate each
-        diagonal, rotate diagonals into place, rescale once per output block (then add
-        the bias). Fully pruned output blocks come back as ``None`` (all zero)."""
+        """Run the plan: rotate inputs per tap, multiply-accumulate each diagonal, rotate
+        diagonals into place, rescale once per output block, fold a wide layer's partial
+        outputs (then add the bias). Fully pruned output blocks come back as ``None``."""
         lay, spec = self.layout, self.spec
-        if len(inputs) != lay.packed_inputs:
+        if len(inputs) != lay.n_in:
             raise SpecError(f"layer {spec.name!r}: got {len(inputs)} input ciphertexts, "
-                            f"expected {lay.packed_inputs}")
+                            f"expected {lay.n_in}")
         if (bias is not None) != spec.bias:
             raise SpecError(f"layer {spec.name!r}: spec says bias={spec.bias} but "
                             f"{'a' if bias is not None else 'no'} bias was given")
         w = self._weights(weight)
-        xs = list(inputs)
-        with backend.rotation_purpose("other"):
-            for step in self.replication_steps:
-                xs[0] = backend.add(xs[0], backend.rotate(xs[0], step))
-        rotated: dict[tuple[int, int], Any] = {(j, lay.centre): xs[j] for j in range(lay.n_in)}
+        rotated: dict[tuple[int, int], Any] = {(j, lay.centre): x for j, x in enumerate(inputs)}
         with backend.rotation_purpose("input"):
             for j, tap in np.argwhere(self.input_live).tolist():
-                rotated[j, tap] = backend.rotate(xs[j], lay.shifts[tap])
+                rotated[j, tap] = backend.rotate(inputs[j], lay.shifts[tap])
         outputs: list[Any] = []
         for o in range(lay.n_out):
             total = None
@@ -174,6 +172,9 @@ class GazellePlan(LayerPlan):
                 total = partial if total is None else backend.add(total, partial)
             if total is not None:
                 total = backend.rescale(total)
+                with backend.rotation_purpose("other"):
+                    for step in lay.fold_steps:
+                        total = backend.add(total, backend.rotate(total, step))
                 if bias is not None:
                     total = backend.add_plain(total, self._bias_plaintext(bias, o))
             outputs.append(total)
@@ -197,19 +198,19 @@ class GazelleCostModel(CostModel):
         """Groups of ``kind`` as flat weight indices [G, M], -1 padded at the end of each
         row; groups that hold no weight (channels past C_in/C_out) are left out."""
         lay = gazelle_layout(spec, params)
-        p, taps, c_in, c_out = lay.period, lay.taps, spec.c_in, spec.c_out
+        p, q, taps, c_in, c_out = lay.period, lay.in_period, lay.taps, spec.c_in, spec.c_out
         ar = torch.arange
         if kind == "positional":  # (j, tap) x (o, i)
             j, t = ar(lay.n_in).view(-1, 1, 1, 1), ar(taps).view(1, -1, 1, 1)
-            o, c = ar(c_out).view(1, 1, -1, 1), j * p + ar(p).view(1, 1, 1, -1)
-        elif kind == "diagonal":  # (O, d) x (j, i, tap)
-            big_o, d = ar(lay.n_out).view(-1, 1, 1, 1, 1), ar(p).view(1, -1, 1, 1, 1)
-            i = ar(p).view(1, 1, 1, -1, 1)
-            o, c = big_o * p + (i + d) % p, ar(lay.n_in).view(1, 1, -1, 1, 1) * p + i
+            o, c = ar(c_out).view(1, 1, -1, 1), j * q + ar(q).view(1, 1, 1, -1)
+        elif kind == "diagonal":  # (O, d) x (j, s, tap)
+            big_o, d = ar(lay.n_out).view(-1, 1, 1, 1, 1), ar(lay.diagonals).view(1, -1, 1, 1, 1)
+            s = ar(lay.pattern).view(1, 1, 1, -1, 1)
+            o, c = big_o * p + (s + d) % p, ar(lay.n_in).view(1, 1, -1, 1, 1) * q + s % q
             t = ar(taps).view(1, 1, 1, 1, -1)
         elif kind == "block":  # (O, j) x (a, i, tap)
             o = ar(lay.n_out).view(-1, 1, 1, 1, 1) * p + ar(p).view(1, 1, -1, 1, 1)
-            c = ar(lay.n_in).view(1, -1, 1, 1, 1) * p + ar(p).view(1, 1, 1, -1, 1)
+            c = ar(lay.n_in).view(1, -1, 1, 1, 1) * q + ar(q).view(1, 1, 1, -1, 1)
             t = ar(taps).view(1, 1, 1, 1, -1)
         else:
             raise SpecError(f"group kind {kind!r}; allowed: {', '.join(self.group_kinds)}")
@@ -244,8 +245,9 @@ class GazelleCostModel(CostModel):
         mine, every = lay.resources(product), lay.resources(lay.products)
         rotations = (_completed(group, mine["input"], every["input"], n_groups)
                      + _completed(group, mine["output"], every["output"], n_groups))
-        if lay.replication_steps:  # the layout change goes only with every product
-            rotations = rotations + len(lay.replication_steps) * (pmult == len(lay.products))
+        if lay.fold_steps:  # a block's fold goes with the block's last product
+            rotations = rotations + len(lay.fold_steps) * _completed(
+                group, mine["block"], every["block"], n_groups)
         return GroupSavings(rotations=rotations.numpy().astype(np.int64),
                             pmult=pmult.numpy().astype(np.int64))
 

@@ -44,11 +44,21 @@ def check_spec(spec: ConvSpec) -> None:
 
 @dataclass(frozen=True)
 class GazelleLayout:
-    """Geometry of one layer: S slots, hw slots per channel region, period p_c.
+    """Geometry of one layer: S slots, hw slots per channel region, periods q and p.
 
-    Channel i of a block sits in region (i mod p) of ciphertext i // p, the block is
-    replicated slots/(p·hw) times, and pixel (y, x) of the valid h×w image sits at slot
-    (y·gap)·W + x·gap of its region (W = width·gap).
+    The input arrives with period q = next_pow2(C_in) (at most ``regions``): input
+    channel c sits in region c mod q of ciphertext c // q, the block replicated over the
+    ciphertext. The output leaves with period p = next_pow2(C_out) (at most
+    ``regions``), laid out the same way, so the next layer reads it at its own period and
+    every region of every ciphertext holds a meaningful value (no layout change, no
+    assumption that unused regions are zero). Pixel (y, x) of the valid h×w image sits
+    at slot (y·gap)·W + x·gap of its region (W = width·gap).
+
+    The product (O, j, tap, d), d < D = min(p, q), multiplies input ciphertext j rotated
+    by the tap with the plaintext holding W[O·p + (s+d) mod p, j·q + s mod q, tap] in
+    region s; the sum over (j, tap) is rotated by −d·hw. When q > p (a wide layer) each
+    output block is then folded by log2(q/p) rotate-and-adds (the rectangular diagonal
+    method, tall and wide alike).
     """
 
     spec: ConvSpec
@@ -70,31 +80,34 @@ class GazelleLayout:
         return self.slots // self.hw
 
     @cached_property
-    def period(self) -> int:
-        """p_c: channels per ciphertext (a power of two, at most ``regions``)."""
-        return min(self.regions, next_pow2(max(self.spec.c_in, self.spec.c_out)))
+    def in_period(self) -> int:
+        """q: input channels per ciphertext (a power of two, at most ``regions``)."""
+        return min(self.regions, next_pow2(self.spec.c_in))
 
     @cached_property
-    def in_period(self) -> int:
-        """Period of the input as it arrives (its producer's layout, or p_c if fresh)."""
-        if self.spec.layout_channels == 0:
-            return self.period
-        return min(self.regions, next_pow2(self.spec.layout_channels))
+    def period(self) -> int:
+        """p: output channels per ciphertext (a power of two, at most ``regions``)."""
+        return min(self.regions, next_pow2(self.spec.c_out))
+
+    @property
+    def diagonals(self) -> int:
+        """D = min(p, q): channel diagonals per weight block."""
+        return min(self.period, self.in_period)
+
+    @property
+    def pattern(self) -> int:
+        """max(p, q): regions after which a product's plaintext repeats."""
+        return max(self.period, self.in_period)
 
     @property
     def n_in(self) -> int:
-        """Input blocks of p_c channels."""
-        return -(-self.spec.c_in // self.period)
+        """Input ciphertexts (blocks of q channels)."""
+        return -(-self.spec.c_in // self.in_period)
 
     @property
     def n_out(self) -> int:
-        """Output blocks (= output ciphertexts)."""
+        """Output blocks (= output ciphertexts) of p channels."""
         return -(-self.spec.c_out // self.period)
-
-    @property
-    def packed_inputs(self) -> int:
-        """Ciphertexts the input arrives in (period ``in_period``)."""
-        return -(-self.spec.c_in // self.in_period)
 
     @property
     def taps(self) -> int:
@@ -160,11 +173,12 @@ class GazelleLayout:
         return masks
 
     @cached_property
-    def replication_steps(self) -> tuple[int, ...]:
-        """Rotations that re-replicate an input of a longer period to p_c (doubling)."""
+    def fold_steps(self) -> tuple[int, ...]:
+        """Rotate-and-add steps k·hw (k = p, 2p, …, q/2) that sum the q/p partial
+        outputs of a wide layer (q > p) into every region; none when q ≤ p."""
         steps, width = [], self.period
         while width < self.in_period:
-            steps.append(canonical_step(-width * self.hw, self.slots))
+            steps.append(canonical_step(width * self.hw, self.slots))
             width *= 2
         return tuple(steps)
 
@@ -175,38 +189,46 @@ class GazelleLayout:
     @property
     def n_products(self) -> int:
         """Number of possible (O, j, tap, d) products."""
-        return self.n_out * self.n_in * self.taps * self.period
+        return self.n_out * self.n_in * self.taps * self.diagonals
 
     @cached_property
     def product_id(self) -> torch.Tensor:
         """Long [weights]: the (O, j, tap, d) product each weight feeds, flattened as
-        ((O·n_in + j)·taps + tap)·p + d; ``n_products`` for taps that touch no pixel."""
-        p, n_in, taps = self.period, self.n_in, self.taps
-        o = torch.arange(self.spec.c_out).view(-1, 1, 1)
-        c = torch.arange(self.spec.c_in).view(1, -1, 1)
-        t = torch.arange(taps).view(1, 1, -1)
-        d = (o % p - c % p) % p
-        ids = (((o // p) * n_in + c // p) * taps + t) * p + d
-        dead = torch.from_numpy(~self.tap_live).view(1, 1, -1)
-        return ids.masked_fill(dead, self.n_products).reshape(-1)
+        ((O·n_in + j)·taps + tap)·D + d with d = (o − c) mod D; ``n_products`` for taps
+        that touch no pixel."""
+        p, q, big_d, n_in, taps = (self.period, self.in_period, self.diagonals, self.n_in,
+                                   self.taps)
+        o = np.arange(self.spec.c_out).reshape(-1, 1, 1)
+        c = np.arange(self.spec.c_in).reshape(1, -1, 1)
+        t = np.arange(taps).reshape(1, 1, -1)
+        ids = (((o // p) * n_in + c // q) * taps + t) * big_d + (o - c) % big_d
+        ids = np.where(self.tap_live[None, None, :], ids, self.n_products).reshape(-1)
+        return torch.from_numpy(ids.astype(np.int64))
 
     def live_products(self, mask: np.ndarray) -> np.ndarray:
-        """Bool [n_out, n_in, taps, p] from a bool mask [c_out, c_in, taps]: product
-        (O, j, tap, d) is live iff its tap touches a pixel and some weight
-        W[O·p + (i+d) mod p, j·p + i, tap] is kept. Diagonals are read through a strided
-        view of the block mask stacked twice along the output channel (no index arrays,
-        no thread pool: this runs inside the pruning loop)."""
-        p, taps, n_out, n_in = self.period, self.taps, self.n_out, self.n_in
+        """Bool [n_out, n_in, taps, D] from a bool mask [c_out, c_in, taps]: product
+        (O, j, tap, d) is live iff its tap touches a pixel and some weight with
+        (o − c) mod D = d is kept. Output (tall) or input (wide) channels congruent mod D
+        share a diagonal, so the block mask is first OR-ed down to D×D; its diagonals
+        are then read through a strided view of it stacked twice along the output
+        channel (no index arrays, no thread pool: this runs inside the pruning loop)."""
+        p, q, big_d, taps = self.period, self.in_period, self.diagonals, self.taps
+        n_out, n_in = self.n_out, self.n_in
         c_out, c_in = mask.shape[:2]
-        if (c_out, c_in) != (n_out * p, n_in * p):
-            padded = np.zeros((n_out * p, n_in * p, taps), dtype=bool)
+        if (c_out, c_in) != (n_out * p, n_in * q):
+            padded = np.zeros((n_out * p, n_in * q, taps), dtype=bool)
             padded[:c_out, :c_in] = mask
             mask = padded
-        blocks = np.ascontiguousarray(mask).view(np.uint8).reshape(n_out, p, n_in, p, taps)
-        doubled = np.concatenate([blocks, blocks], axis=1)  # row a + p is row a again
+        blocks = np.ascontiguousarray(mask).view(np.uint8).reshape(
+            n_out, p // big_d, big_d, n_in, q // big_d, big_d, taps)
+        if p != q:
+            blocks = blocks.max(axis=(1, 4), keepdims=True)
+        blocks = blocks.reshape(n_out, big_d, n_in, big_d, taps)
+        doubled = np.concatenate([blocks, blocks], axis=1)  # row a + D is row a again
         s_o, s_a, s_j, s_i, s_t = doubled.strides
         diagonals = np.lib.stride_tricks.as_strided(  # [O, j, tap, d, i] = row i + d, col i
-            doubled, (n_out, n_in, taps, p, p), (s_o, s_j, s_t, s_a, s_a + s_i), writeable=False)
+            doubled, (n_out, n_in, taps, big_d, big_d), (s_o, s_j, s_t, s_a, s_a + s_i),
+            writeable=False)
         return diagonals.max(axis=-1).astype(bool) & self.tap_live[None, None, :, None]
 
     @cached_property
@@ -221,16 +243,18 @@ class GazelleLayout:
 
     def resources(self, product: torch.Tensor) -> dict[str, torch.Tensor]:
         """For product ids (see :attr:`product_id`): the product, input rotation
-        (j·taps + tap) and output rotation (O·p + d) each one needs, -1 where none
-        (dead tap, centre tap, diagonal 0)."""
-        p, taps = self.period, self.taps
+        (j·taps + tap), output rotation (O·D + d) and output block O each one needs, -1
+        where none (dead tap, centre tap, diagonal 0)."""
+        big_d, taps = self.diagonals, self.taps
         alive = product < self.n_products
-        tap, d, block = (product // p) % taps, product % p, product // (p * taps)
+        tap, d, block = (product // big_d) % taps, product % big_d, product // (big_d * taps)
         shifted = alive & (tap != self.centre)
+        out_block = block // self.n_in
         return {
             "product": torch.where(alive, product, -1),
             "input": torch.where(shifted, (block % self.n_in) * taps + tap, -1),
-            "output": torch.where(alive & (d != 0), (block // self.n_in) * p + d, -1),
+            "output": torch.where(alive & (d != 0), out_block * big_d + d, -1),
+            "block": torch.where(alive, out_block, -1),
         }
 
 
