@@ -213,18 +213,23 @@ def test_a_targeted_penalty_leaves_the_kept_weights_alone(apply):
 
 def test_the_bn_scale_of_a_channel_whose_weights_are_all_penalised_shrinks_too():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
                           nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
-    shape = (1, 8, 8)
+    shape = (8, 8, 8)
     specs = extract_specs(model, shape)
     strategy = get("strategy", "diagonal")()
-    layers = collect_groups(model, specs, PARAMS, get("cost_model", "gazelle")(), strategy)
+    layers = collect_groups(model, specs, PARAMS, get("cost_model", "gazelle")(), strategy)[:1]
     bns = batchnorm_after(model, [lg.spec.name for lg in layers], shape)
     assert bns == {"0": model[1]}
-    lasso = GroupLasso(layers, 0.5, penalty_costs(layers, strategy, CAP, "rotations"), bns)
-    masks = {"0": torch.ones_like(model[0].weight)}
-    masks["0"][5] = 0  # with one input channel, diagonal 5 is output channel 5
-    lasso.target(masks)
+    # every diagonal penalised (costs set by hand): every channel is covered, γ shrinks
+    lasso = GroupLasso(layers, 0.5, [torch.ones(len(layers[0].groups))], bns)
     lasso.proximal(lr=0.1)
-    gamma = model[1].weight.detach()
-    assert float(gamma[5]) < 1 and torch.equal(gamma[torch.arange(8) != 5], torch.ones(7))
+    assert bool((model[1].weight.detach() < 1).all())
+    # one diagonal only: it holds one weight per channel pair, no channel is covered
+    model[1].weight.data.fill_(1.0)
+    masks = {"0": torch.ones_like(model[0].weight)}
+    doomed = layers[0].groups.index[1]
+    masks["0"].view(-1)[doomed[doomed >= 0]] = 0
+    assert lasso.target(masks) == 1
+    lasso.proximal(lr=0.1)
+    assert torch.equal(model[1].weight.detach(), torch.ones(8))

@@ -124,9 +124,9 @@ def test_parse_target_rejects_bad_input(bad):
 
 
 def test_selection_does_not_empty_a_light_layer_first():
-    """With one input channel, every stem diagonal is one whole 9-weight filter: ranked by
-    mass per rotation alone, 15 of small-cnn's 16 stem filters went first at 2x (and the
-    regularized net collapsed); the layer-balanced key spreads the cut."""
+    """Ranked by mass per rotation alone, small-cnn's light layers were emptied to the cap
+    first at 2x (the classifier to 94 %; before the rectangular layout also 15 of the 16
+    stem filters, and the regularized net collapsed); the layer-balanced key spreads it."""
     from artemis_core.learning.zoo import build_model
     from artemis_core.pruning.pipeline import PruneConfig, Pruner
 
@@ -134,5 +134,4 @@ def test_selection_does_not_empty_a_light_layer_first():
     selection = Pruner.for_model(net, (1, 8, 8), "diagonal", PruneConfig()).select(
         parse_target("2x"))
     pruned = {name: float((mask == 0).float().mean()) for name, mask in selection.masks.items()}
-    assert pruned["0"] < 0.8
-    assert max(pruned.values()) - min(pruned.values()) < 0.3
+    assert max(pruned.values()) < 0.8
