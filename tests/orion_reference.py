@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 import re
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
@@ -28,6 +30,18 @@ def config(log_n: int = LOG_N, embedding: str = "hybrid") -> dict:
 
 def orion_pack(layers: list[dict], weights: list[torch.Tensor], input_shape: tuple,
                log_n: int = LOG_N, bsgs_ratio: float = 2.0) -> list[dict]:
+    """:func:`pack_here` in a fresh process: Orion keeps its scheme and its transforms in
+    process-wide state (Lattigo objects behind integer handles), and a second compile in
+    the same process can read the first one's transforms. A fork server (torch preloaded)
+    keeps the start cheap without forking a process that has Go's runtime loaded."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "orion_reference"])
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(pack_here, layers, weights, input_shape, log_n, bsgs_ratio).result()
+
+
+def pack_here(layers: list[dict], weights: list[torch.Tensor], input_shape: tuple,
+              log_n: int = LOG_N, bsgs_ratio: float = 2.0) -> list[dict]:
     """Compile a chain of Orion layers (``layers``: Conv2d keyword arguments, or Linear
     ones: ``in_features``/``out_features``) with the given weights and return, per layer,
     its diagonals per block, the "# diagonals" it prints, its output rotations and the

@@ -52,9 +52,9 @@ Examples:
               help="Group-Lasso regularized epochs before pruning.")
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=30, show_default=True,
               help="Fine-tuning epochs of the pruned model.")
-@click.option("--lam", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Group-Lasso strength (he-cnn on digits, 1.75x, 4 seeds: 95.0 % mean "
-                   "test accuracy at 1.0, 94.0 % at the pipeline's default 2.0).")
+@click.option("--lam", type=click.FloatRange(min=0), default=PruneConfig.lam, show_default=True,
+              help="Group-Lasso strength λ, the whole regularized phase's penalty "
+                   "(docs/strategies.md).")
 @click.option("--log-n", type=int, default=14, show_default=True,
               help="Ring degree N = 2^K; the chain [60, scale x depth, 60] fits the model.")
 @click.option("--scale-bits", type=int, default=40, show_default=True,
