@@ -5,6 +5,7 @@ Plugin authors import the hook marker and the base classes from here::
     from artemis_core import hookimpl, Strategy
 """
 
+from .deploy.engine import CompiledModel, Engine
 from .errors import ArtemisError, BackendError, BudgetError, ParamsError, PluginError, SpecError
 from .he.backend import HEBackend
 from .he.cost_model import CostModel, GroupSavings, LayerPlan
@@ -34,9 +35,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ArtemisError", "BackendError", "BudgetError", "Client", "ConvSpec", "CostModel",
-    "CostModelGroupStrategy", "Dataset", "GroupSavings", "GroupSet", "HEBackend", "HEParams",
-    "HEProgram", "LayerPlan", "ModelInfo", "OpCount", "ParamsError", "PluginError", "Server",
-    "SpecError", "Strategy", "__version__", "compile_model", "hookimpl", "hookspec",
-    "make_group_set",
+    "ArtemisError", "BackendError", "BudgetError", "Client", "CompiledModel", "ConvSpec",
+    "CostModel", "CostModelGroupStrategy", "Dataset", "Engine", "GroupSavings", "GroupSet",
+    "HEBackend", "HEParams", "HEProgram", "LayerPlan", "ModelInfo", "OpCount", "ParamsError",
+    "PluginError", "Server", "SpecError", "Strategy", "__version__", "compile_model",
+    "hookimpl", "hookspec", "make_group_set",
 ]

@@ -61,3 +61,12 @@ def register_datasets(register: Register) -> None:
     Call ``register(cls)`` once per :class:`artemis_core.Dataset` subclass; its ``name``
     attribute is the registry name (``--dataset NAME``).
     """
+
+
+@hookspec
+def register_engines(register: Register) -> None:
+    """Add encrypted-inference engines (a whole trained model compiled and run under HE).
+
+    Call ``register(cls)`` once per :class:`artemis_core.deploy.engine.Engine` subclass;
+    its ``name`` attribute is the registry name (``artemis infer --engine NAME``).
+    """

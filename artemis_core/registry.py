@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "he_backend": "register_he_backends",
     "model": "register_models",
     "dataset": "register_datasets",
+    "engine": "register_engines",
 }
 
 

@@ -131,3 +131,39 @@ def test_cifar_pickle_with_code_is_refused(cifar10_dir):
         pickle.dump({b"data": _Payload()}, stream)
     with pytest.raises(ArtemisError, match="refusing to load"):
         get("dataset", "cifar10")(root).load("test")
+
+
+def _rewrite_test_batch(root, data, labels):
+    path = root / "cifar-10-batches-py" / "test_batch"
+    with open(path, "wb") as stream:
+        pickle.dump({b"data": data, b"labels": labels}, stream)
+    return path
+
+
+@pytest.mark.parametrize("data, labels, message", [
+    (np.zeros((2, 3072), np.uint8), [0, 12], "test label 12 in"),
+    (np.zeros((2, 3071), np.uint8), [0, 1], "6142 values; expected uint8 pixels, a multiple "
+                                            "of 3x32x32 = 3072"),
+    (np.zeros((2, 3072), np.uint8), [0, 1, 2], "2 images but 3 labels"),
+    (np.zeros((2, 3072), np.float64), [0, 1], "b'data' is float64"),
+    (np.zeros((2, 3072), np.uint8), ["a", "b"], "expected a list of integer labels"),
+    (np.zeros((0, 3072), np.uint8), [], "the test split in"),
+])
+def test_a_bad_cifar_file_is_a_one_line_error_naming_file_and_value(cifar10_dir, data, labels,
+                                                                    message):
+    root, _ = cifar10_dir
+    path = _rewrite_test_batch(root, data, labels)
+    with pytest.raises(ArtemisError) as error:
+        get("dataset", "cifar10")(root).load("test")
+    text = str(error.value)
+    assert message in text and "\n" not in text
+    assert str(path) in text or str(path.parent) in text
+
+
+def test_an_empty_split_of_any_dataset_stops_the_pipeline_in_one_line(monkeypatch):
+    synthetic = get("dataset", "synthetic")()
+    empty = torch.utils.data.TensorDataset(torch.zeros(0, 3, 8, 8), torch.zeros(0).long())
+    monkeypatch.setattr(synthetic, "load", lambda split: empty)
+    with pytest.raises(ArtemisError, match="dataset 'synthetic': the test split in "
+                                           "'synthetic' has no samples"):
+        synthetic.split("test")

@@ -56,15 +56,21 @@ def test_an_interrupted_prune_run_resumes_to_the_same_result(dense, tmp_path, mo
 
     import artemis_core.pruning.pipeline as pipeline
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    real_evaluate, evaluations = pipeline.evaluate, []
+
+    def interrupted(*args, **kwargs):  # masked model (validation, test), then final model
+        evaluations.append(1)
+        if len(evaluations) == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
 
     with monkeypatch.context() as patch:  # dies after both phases, before saving
         patch.setattr(pipeline, "evaluate", interrupted)
         with pytest.raises(KeyboardInterrupt):
             prune_run("diagonal", "1.5x", path, seed=0, out=tmp_path / "b.pt",
                       progress=False, config=FAST)
-    assert len(list(tmp_path.glob("b.pt.*.state"))) == 2
+    # two gradual steps with an epoch each (the third has none), and the fine-tuning
+    assert len(list(tmp_path.glob("b.pt.*.state"))) == 3
     import artemis_core.learning.training as training
 
     epochs_run = []
@@ -110,7 +116,7 @@ def test_latency_weighted_penalty_prunes_to_the_target(dense):
 
 
 def test_unknown_group_cost_is_refused():
-    with pytest.raises(ArtemisError, match="group_cost='seconds'; allowed: rotations, latency"):
+    with pytest.raises(ArtemisError, match="group_cost='seconds'; allowed: latency, rotations"):
         PruneConfig(group_cost="seconds")
 
 

@@ -200,3 +200,19 @@ def test_crop_flip_is_seeded():
     first = crop_flip(images, torch.Generator().manual_seed(1))
     assert torch.equal(first, crop_flip(images, torch.Generator().manual_seed(1)))
     assert not torch.equal(first, crop_flip(images, torch.Generator().manual_seed(2)))
+
+
+def test_after_step_sees_every_optimiser_step_in_order(synthetic):
+    train_set, _ = synthetic
+    model = _model()
+    seen = []
+    config = TrainConfig(epochs=2, lr=0.1, batch_size=128)
+
+    def record(m, step, total, lr):
+        seen.append((step, total, lr))
+
+    train(model, train_set, config, after_step=record, progress=False)
+    total = 2 * -(-len(train_set) // 128)
+    assert [s for s, _, _ in seen] == list(range(1, total + 1))
+    assert {t for _, t, _ in seen} == {total}
+    assert seen[0][2] == pytest.approx(0.1) and seen[-1][2] < seen[0][2]  # the step's lr

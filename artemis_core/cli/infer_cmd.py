@@ -20,6 +20,7 @@ from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
 from ..pruning.pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
+from .engine_infer import read_config, run_on_engine
 from .options import choose_model, cost_model_option, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
@@ -30,6 +31,7 @@ COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_lo
 @click.command(epilog="""\b
 Examples:
   artemis infer --model he-cnn --dataset digits --n 20
+  artemis infer --engine orion --model he-cnn --dataset digits --n 20
   artemis infer --model he-cnn --n 200 --workdir runs/infer --format json
   artemis infer --checkpoint runs/infer/he-cnn-digits-s0-dense.pt --n 50
   artemis infer --cost-model bsgs --strategy hybrid --target 1.5x --n 20
@@ -50,9 +52,9 @@ Examples:
               help="Group-Lasso regularized epochs before pruning.")
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=30, show_default=True,
               help="Fine-tuning epochs of the pruned model.")
-@click.option("--lam", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Group-Lasso strength (he-cnn on digits, 1.75x, 4 seeds: 95.0 % mean "
-                   "test accuracy at 1.0, 94.0 % at the pipeline's default 2.0).")
+@click.option("--lam", type=click.FloatRange(min=0), default=PruneConfig.lam, show_default=True,
+              help="Group-Lasso strength λ, the whole regularized phase's penalty "
+                   "(docs/strategies.md).")
 @click.option("--log-n", type=int, default=14, show_default=True,
               help="Ring degree N = 2^K; the chain [60, scale x depth, 60] fits the model.")
 @click.option("--scale-bits", type=int, default=40, show_default=True,
@@ -61,24 +63,48 @@ Examples:
               help="Run a chain beyond the 128-bit table, or N > 2^15 where SEAL cannot "
                    "check security; every result is then marked (security, allow_insecure).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--strategy", default="diagonal", show_default=True,
-              help="Strategy of the pruned model (artemis plugins --kind strategy).")
-@cost_model_option()
+@click.option("--strategy", help="Strategy of the pruned model (artemis plugins --kind "
+                                 "strategy) [default: diagonal; with --engine, the engine's: "
+                                 "hybrid for orion].")
+@cost_model_option(default=None, default_help=" [default: gazelle; with --engine, the "
+                                                "engine's own: bsgs for orion]")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the trained checkpoints here and reuse them on later runs "
                    "[default: a temporary directory].")
+@click.option("--engine", "engine_name", default="artemis", show_default=True,
+              help="Encrypted-inference engine (artemis plugins --kind engine): artemis "
+                   "(our Pyfhel program) or orion (Orion on Lattigo, pruned under bsgs).")
+@click.option("--engine-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML or JSON settings of a non-artemis engine, e.g. Orion's ckks_params "
+                   "(docs/deploying-on-orion.md) [default: a 128-bit secure chain fitted to "
+                   "the model at --log-n].")
 @format_option()
 def infer(checkpoint: Path | None, model_name: str, dataset: str, count: int, target: str,
           epochs: int, reg_epochs: int, finetune_epochs: int, lam: float, log_n: int,
-          scale_bits: int, allow_insecure: bool, seed: int, strategy: str, cost_model: str,
-          workdir: Path | None,
+          scale_bits: int, allow_insecure: bool, seed: int, strategy: str | None,
+          cost_model: str | None, workdir: Path | None, engine_name: str,
+          engine_config: Path | None,
           fmt: str) -> None:
     """Classify test images encrypted, client and server apart, with the dense model and
     its pruned version (--strategy, counted and run under --cost-model): the client
     encrypts each image, a server holding only evaluation keys runs the whole network on
     the ciphertext, the client decrypts the logits. Reports accuracy, agreement with
-    plaintext predictions, latency, rotations, keys and bytes sent."""
-    cost_model_name, cost_model = cost_model, get("cost_model", cost_model)()
+    plaintext predictions, latency, rotations, keys and bytes sent. With --engine orion
+    the same dense and pruned models run on Orion instead, beside the reductions the
+    cost model (there: bsgs) predicted."""
+    if engine_name != "artemis":
+        settings = {"log_n": log_n, **({"allow_insecure": True} if allow_insecure else {})}
+        engine = get("engine", engine_name)({**settings, **read_config(engine_config)})
+        config = PruneConfig(lam=lam, reg_epochs=reg_epochs, finetune_epochs=finetune_epochs)
+        strategy = strategy or engine.strategy
+        get("strategy", strategy)
+        with _directory(workdir) as directory:
+            run_on_engine(engine, directory, checkpoint, model_name, dataset, count, strategy,
+                          target, cost_model, epochs, config, log_n, seed, fmt)
+        return
+    strategy = strategy or "diagonal"
+    cost_model_name = cost_model or "gazelle"
+    cost_model = get("cost_model", cost_model_name)()
     get("strategy", strategy)
     parse_target(target)  # refuse a bad target before spending any time on training
     with _directory(workdir) as directory:

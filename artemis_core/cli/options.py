@@ -73,10 +73,11 @@ def choose_model(name: str | None, checkpoint: str | Path | None, num_classes: i
     return ChosenModel(build_model(name, num_classes, shape, seed=0), name, shape, dataset, None)
 
 
-def cost_model_option(default: str = "gazelle"):
-    """The shared ``--cost-model`` click option (a registered cost model's name)."""
+def cost_model_option(default: str | None = "gazelle", default_help: str = ""):
+    """The shared ``--cost-model`` click option (a registered cost model's name);
+    ``default_help`` says what a ``None`` default means."""
     return click.option(
-        "--cost-model", "cost_model", default=default, show_default=True,
+        "--cost-model", "cost_model", default=default, show_default=default is not None,
         help="HE cost model that counts (and executes) the layers: gazelle, bsgs, "
-             "bsgs-best, or a plugin's (artemis plugins --kind cost_model).",
+             "bsgs-best, or a plugin's (artemis plugins --kind cost_model)." + default_help,
     )

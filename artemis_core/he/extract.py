@@ -12,6 +12,10 @@ from .specs import ConvSpec
 
 SUPPORTED = ("Conv2d with groups=1, dilation=1, stride 1 or 2, odd square kernel and "
              "'same' zero padding (kernel//2); Linear on flat features")
+#: Pooling with no exact CKKS form (a maximum needs comparisons); average pooling is fine.
+UNSUPPORTED_POOLING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d,
+                       nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d,
+                       nn.FractionalMaxPool2d, nn.FractionalMaxPool3d)
 
 
 def _conv_spec(name: str, conv: nn.Conv2d, x: torch.Tensor, model_hw: tuple[int, int],
@@ -79,10 +83,17 @@ def extract_specs(model: nn.Module, input_shape: Sequence[int]) -> list[ConvSpec
             raise SpecError(f"layer {name!r} is a {type(module).__name__}; supported: "
                             f"{SUPPORTED}")
 
+    def refuse_pooling(name: str, module: nn.Module) -> None:
+        raise SpecError(f"layer {name!r} is a {type(module).__name__}, which CKKS cannot "
+                        "evaluate exactly; supported pooling: AvgPool2d, AdaptiveAvgPool2d")
+
     handles = [
         module.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
         for name, module in model.named_modules()
         if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))
+    ] + [
+        module.register_forward_pre_hook(lambda m, args, name=name: refuse_pooling(name, m))
+        for name, module in model.named_modules() if isinstance(module, UNSUPPORTED_POOLING)
     ]
     was_training = model.training
     try:

@@ -96,10 +96,15 @@ class Dataset(ABC):
         if name not in SPLITS:
             raise ArtemisError(f"dataset {self.name!r} has no split {name!r}; allowed: "
                                f"{', '.join(SPLITS)}")
+        source = str(self.root) if self.root else self.name
         if name == "test":
-            return self.load("test")
+            test = self.load("test")
+            check_samples(self, "test", test, source)
+            return test
         how = how or Split()
-        images, labels = self.load("train").tensors
+        train = self.load("train")
+        check_samples(self, "train", train, source)
+        images, labels = train.tensors
         held_out = carve(labels, how.validation, how.seed)
         keep = held_out if name == "validation" else ~held_out
         return TensorDataset(images[keep], labels[keep])
@@ -121,6 +126,22 @@ def subset(data: TensorDataset, size: int | None) -> TensorDataset:
     generator = torch.Generator().manual_seed(SUBSET_SEED)
     chosen = torch.randperm(total, generator=generator)[:size].sort().values
     return TensorDataset(*(t[chosen] for t in data.tensors))
+
+
+def check_samples(dataset: Dataset, split: str, data: TensorDataset, source: str) -> None:
+    """One-line errors for a split that is empty, has labels outside [0, num_classes) or
+    images of another shape than the dataset declares (``source`` names the files)."""
+    images, labels = data.tensors
+    name = dataset.name
+    if not len(labels):
+        raise ArtemisError(f"dataset {name!r}: the {split} split in {source!r} has no samples")
+    if tuple(images.shape[1:]) != tuple(dataset.input_shape):
+        raise ArtemisError(f"dataset {name!r}: {split} images in {source!r} are "
+                           f"{tuple(images.shape[1:])}, expected {tuple(dataset.input_shape)}")
+    bad = labels[(labels < 0) | (labels >= dataset.num_classes)]
+    if len(bad):
+        raise ArtemisError(f"dataset {name!r}: {split} label {int(bad[0])} in {source!r} is "
+                           f"outside 0..{dataset.num_classes - 1} ({len(bad)} such labels)")
 
 
 declare_kind("model", ModelInfo, instances=True)

@@ -70,6 +70,9 @@ class EpochRecord:
 
 
 AfterBackward = Callable[[nn.Module], None]
+#: ``after_step(model, step, total, lr)``: the run's ``step``-th of ``total`` optimiser
+#: steps (1-based, counting resumed epochs) is done, with learning rate ``lr``.
+AfterStep = Callable[[nn.Module, int, int, float], None]
 EpochEnd = Callable[[nn.Module, EpochRecord], None]
 
 
@@ -99,14 +102,17 @@ def threads_for(sample: torch.Tensor) -> Iterator[None]:
 
 
 def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig, *,
-          after_backward: AfterBackward | None = None, epoch_end: EpochEnd | None = None,
-          progress: bool = True, checkpoint_path: str | Path | None = None) -> list[EpochRecord]:
+          after_backward: AfterBackward | None = None, after_step: AfterStep | None = None,
+          epoch_end: EpochEnd | None = None, progress: bool = True,
+          checkpoint_path: str | Path | None = None) -> list[EpochRecord]:
     """Train ``model`` in place on ``train_set``; returns one record per epoch.
 
     ``after_backward(model)`` runs after ``loss.backward()`` and before the optimiser step
-    (e.g. to add a regulariser's gradient to ``.grad``); ``epoch_end(model, record)`` after
-    every epoch (and after its state is saved). With ``checkpoint_path``, a file left by
-    an interrupted run with the same config is resumed from its last finished epoch.
+    (e.g. to add a regulariser's gradient to ``.grad``); ``after_step`` (see
+    :data:`AfterStep`) after the optimiser step (e.g. a proximal step);
+    ``epoch_end(model, record)`` after every epoch (and after its state is saved). With
+    ``checkpoint_path``, a file left by an interrupted run with the same config is resumed
+    from its last finished epoch.
     """
     images, labels = subset(train_set, config.train_subset).tensors
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
@@ -126,7 +132,7 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig, *,
         for epoch in range(len(history) + 1, config.epochs + 1):
             bar.set_description(f"epoch {epoch}/{config.epochs}")
             record = _epoch(model, images, labels, config, optimizer, scheduler, order_rng,
-                            after_backward, bar, epoch)
+                            (after_backward, after_step), bar, epoch)
             history.append(record)
             bar.set_postfix(loss=f"{record.loss:.3f}", acc=f"{record.train_accuracy:.3f}")
             if checkpoint_path is not None:
@@ -137,8 +143,10 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig, *,
     return history
 
 
-def _epoch(model, images, labels, config, optimizer, scheduler, order_rng, after_backward,
+def _epoch(model, images, labels, config, optimizer, scheduler, order_rng, hooks,
            bar, epoch) -> EpochRecord:
+    after_backward, after_step = hooks
+    total_steps = config.epochs * -(-len(labels) // config.batch_size)
     start = time.perf_counter()
     model.train()
     total_loss = torch.zeros(())
@@ -154,6 +162,9 @@ def _epoch(model, images, labels, config, optimizer, scheduler, order_rng, after
         if after_backward is not None:
             after_backward(model)
         optimizer.step()
+        if after_step is not None:
+            after_step(model, scheduler.last_epoch + 1, total_steps,
+                       optimizer.param_groups[0]["lr"])
         scheduler.step()
         total_loss += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()

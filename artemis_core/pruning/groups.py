@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..he.cost_model import CostModel
-from ..he.latency import Calibration, estimate_seconds
 from ..he.params import HEParams
-from ..he.specs import ConvSpec, OpCount
+from ..he.specs import ConvSpec
+from .masking import effective_weight
 from .strategy import GroupSet, Strategy
 
 
@@ -53,14 +53,50 @@ def collect_groups(
 
 
 
-def latency_weighted(layers: list[LayerGroups], calibration: Calibration) -> list[LayerGroups]:
-    """The same groups with c_g = the estimated seconds zeroing each group saves (its
-    rotations and PMults at the calibrated per-op latencies) instead of its rotations."""
-    per_rotation = estimate_seconds(OpCount(other_rotations=1), calibration)
-    per_pmult = estimate_seconds(OpCount(pmult=1), calibration)
-    return [
-        replace(lg, groups=replace(
-            lg.groups, cost=(lg.groups.rotations * per_rotation
-                             + lg.groups.pmult * per_pmult).clamp(min=0)))
-        for lg in layers
-    ]
+def batchnorm_after(model: nn.Module, names: list[str],
+                    input_shape: tuple[int, ...]) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm that directly normalises each named layer's output, found in one
+    forward pass (a BN whose input tensor is that layer's output); layers without are
+    absent."""
+    modules = dict(model.named_modules())
+    produced: dict[int, tuple[str, torch.Tensor]] = {}
+    found: dict[str, nn.modules.batchnorm._BatchNorm] = {}
+
+    def remember(name: str, output: torch.Tensor) -> None:
+        produced[id(output)] = (name, output)  # the tensor is kept, so its id stays unique
+
+    def match(bn: nn.modules.batchnorm._BatchNorm, args: tuple) -> None:
+        if id(args[0]) in produced:
+            found.setdefault(produced[id(args[0])][0], bn)
+
+    handles = [modules[n].register_forward_hook(lambda m, a, out, n=n: remember(n, out))
+               for n in names]
+    handles += [m.register_forward_pre_hook(match) for m in modules.values()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return found
+
+
+def folded_weights(layers: list[LayerGroups], batchnorms: dict[str, nn.Module],
+                   ) -> dict[str, torch.Tensor]:
+    """Each layer's weight as the network uses it: times |γ|/√(running var + ε) of the
+    BatchNorm after it, per output channel (BN rescales a conv's output, so the raw
+    weight's size says little about a group's effect)."""
+    out = {}
+    for lg in layers:
+        weight = effective_weight(lg.module).detach()
+        bn = batchnorms.get(lg.spec.name)
+        if bn is not None and bn.running_var is not None:
+            gamma = bn.weight.detach().abs() if bn.weight is not None else 1.0
+            scale = gamma / (bn.running_var + bn.eps).sqrt()
+            weight = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
+        out[lg.spec.name] = weight
+    return out

@@ -28,12 +28,31 @@ class GroupMaskPruning(prune.BasePruningMethod):
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Install ``masks`` (layer name → 0/1 tensor of the weight's shape) on the model."""
+    """Install ``masks`` (layer name → 0/1 tensor of the weight's shape) on the model; on
+    a layer that already has one, the masks compose (a weight stays pruned)."""
     modules = dict(model.named_modules())
     for name, mask in masks.items():
         if name not in modules:
             raise SpecError(f"mask for unknown layer {name!r}")
-        GroupMaskPruning.apply(modules[name], "weight", mask=mask)
+        module = modules[name]
+        if hasattr(module, "weight_mask"):
+            # torch's PruningContainer would hand our method only the unpruned entries;
+            # the composed mask is simply the product
+            if mask.shape != module.weight_mask.shape:
+                raise SpecError(f"mask shape {tuple(mask.shape)} != weight shape "
+                                f"{tuple(module.weight_mask.shape)}")
+            module.weight_mask.mul_(mask.to(module.weight_mask.dtype))
+            module.weight = module.weight_orig * module.weight_mask
+        else:
+            GroupMaskPruning.apply(module, "weight", mask=mask)
+
+
+def effective_weight(module: nn.Module) -> torch.Tensor:
+    """The weight the module computes with: ``weight_orig * weight_mask`` when pruned
+    (``module.weight`` is only refreshed by the next forward pass), else ``weight``."""
+    if hasattr(module, "weight_mask"):
+        return module.weight_orig * module.weight_mask
+    return module.weight
 
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -30,20 +30,26 @@ from ..learning.catalog import Dataset, Split, subset
 from ..learning.training import EpochRecord, TrainConfig, evaluate, train
 from ..learning.zoo import build_model
 from ..registry import get, get_registry
-from .budget import DEFAULT_MAX_SPARSITY, Selection, parse_target, select
+from .budget import DEFAULT_MAX_SPARSITY, Selection, Target, parse_target, select
 from .channels import channel_chains, propagate, shrink
-from .groups import collect_groups, latency_weighted
-from .masking import apply_masks, nonzero_masks
+from .costs import GROUP_COSTS, penalty_costs
+from .groups import LayerGroups, batchnorm_after, collect_groups, folded_weights
+from .masking import apply_masks, current_masks, nonzero_masks
 from .regularizer import GroupLasso
+from .strategy import Strategy
 
-GROUP_COSTS = ("rotations", "latency")
+SCHEDULES = ("one-shot", "gradual")
+PENALTIES = ("targeted", "all")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     """Settings of the pruning phases (defaults suit digits; see docs/strategies.md)."""
 
-    lam: float = 2.0
+    #: Group-Lasso strength (unit-free, see docs/strategies.md "λ and the normalisation").
+    lam: float = 10.0
+    #: Epochs before the (last) selection: penalised for regularized strategies, plain
+    #: training for the others, so every strategy gets the same budget.
     reg_epochs: int = 10
     finetune_epochs: int = 10
     lr: float = 0.05
@@ -51,9 +57,16 @@ class PruneConfig:
     max_sparsity: float = DEFAULT_MAX_SPARSITY
     cost_model: str = "gazelle"
     log_n: int | None = None
-    #: c_g in the penalty: "rotations" the group saves, or its estimated "latency"
-    #: (rotations and PMults at the calibrated per-op latencies, see artemis calibrate).
-    group_cost: str = "rotations"
+    #: c_g in the penalty: the estimated seconds ("latency") a group saves under the
+    #: cost model at the calibrated per-op prices, or the "rotations" it saves.
+    group_cost: str = "latency"
+    #: "one-shot": select once after the regularized epochs; "gradual": ``steps``
+    #: selections toward the target (cubic, as AGP), the epochs split between them.
+    schedule: str = "gradual"
+    steps: int = 3
+    #: "targeted": penalise only the groups the selector would remove now (re-ranked
+    #: every epoch), with λ growing from 0; "all": every penalisable group, constant λ.
+    penalty: str = "targeted"
     #: Random crops and flips in both phases (as in dense training; see TrainConfig).
     augment: bool = False
     #: A target the strategy cannot reach prunes as far as it can (the result says so)
@@ -61,9 +74,11 @@ class PruneConfig:
     best_effort: bool = False
 
     def __post_init__(self) -> None:
-        if self.group_cost not in GROUP_COSTS:
-            raise ArtemisError(
-                f"group_cost={self.group_cost!r}; allowed: {', '.join(GROUP_COSTS)}")
+        for name, allowed in (("group_cost", GROUP_COSTS), ("schedule", SCHEDULES),
+                              ("penalty", PENALTIES)):
+            if getattr(self, name) not in allowed:
+                raise ArtemisError(
+                    f"{name}={getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         if self.lam < 0:
             raise ArtemisError(f"lam={self.lam} must be non-negative")
         if not 0 < self.max_sparsity <= 1:
@@ -71,6 +86,8 @@ class PruneConfig:
         for name in ("reg_epochs", "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ArtemisError(f"{name}={getattr(self, name)} must be non-negative")
+        if self.steps < 1:
+            raise ArtemisError(f"steps={self.steps} must be at least 1")
 
     def phases(self, regularized: bool) -> tuple[int, int]:
         """(regularized, fine-tuning) epochs of a strategy: the same budget after the dense
@@ -190,35 +207,122 @@ def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, 
     return fit_dense(data, model or data.default_model, config, out, progress, split)[0]
 
 
-def prune_model(net: nn.Module, input_shape: tuple[int, int, int], train_set: TensorDataset,
-                strategy: str,
-                target: str, seed: int, config: PruneConfig, progress: bool = True,
+def schedule_goals(target: Target, dense_rotations: int, config: PruneConfig) -> list[Target]:
+    """The rotation goals of the selections: the target alone (one-shot), or ``steps``
+    goals on the cubic curve of AGP (Zhu & Gupta 2017) from dense to the target."""
+    if config.schedule == "one-shot" or config.steps == 1 or target.sparsity is not None:
+        return [target]  # (a sparsity target, for matched-sparsity baselines, is one-shot)
+    goal = target.rotations_for(dense_rotations)
+    fractions = [1 - (1 - (i + 1) / config.steps) ** 3 for i in range(config.steps)]
+    counts = [int(dense_rotations - (dense_rotations - goal) * f) for f in fractions[:-1]]
+    return [Target(str(c), rotations=c) for c in counts] + [target]
+
+
+@dataclass
+class Pruner:
+    """A model with its HE setting, strategy and groups: selects and masks groups."""
+
+    net: nn.Module
+    strategy: Strategy
+    setting: HESetting
+    layers: list[LayerGroups]
+    config: PruneConfig
+    batchnorms: dict[str, nn.Module]
+    #: producer → consumer convs whose zeroed filters are removed physically (filter)
+    chains: Mapping[str, str]
+
+    @classmethod
+    def for_model(cls, net: nn.Module, input_shape: tuple[int, int, int], strategy: str,
+                  config: PruneConfig) -> Pruner:
+        """Check every layer (HE-compatible) and collect the strategy's groups."""
+        chosen = get("strategy", strategy)()
+        setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
+        layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
+        bns = batchnorm_after(net, [lg.spec.name for lg in layers], input_shape)
+        chains = channel_chains(net) if chosen.removes_channels else {}
+        return cls(net, chosen, setting, layers, config, bns, chains)
+
+    def select(self, goal: Target) -> Selection:
+        """The groups to prune now to meet ``goal``, on top of the installed masks,
+        ranked on the BN-folded weights."""
+        return select(self.layers, self.strategy, self.setting.specs, self.setting.params,
+                      self.setting.cost_model, goal, self.config.max_sparsity,
+                      best_effort=self.config.best_effort, chains=self.chains,
+                      base=current_masks(self.net),
+                      weights=folded_weights(self.layers, self.batchnorms))
+
+    def lasso(self) -> GroupLasso | None:
+        """The penalty, or ``None`` when the strategy or λ asks for none."""
+        if not (self.strategy.regularized and self.config.lam):
+            return None
+        calibration = load_calibration() if self.config.group_cost == "latency" else None
+        costs = penalty_costs(self.layers, self.strategy, self.config.max_sparsity,
+                              self.config.group_cost, calibration)
+        return GroupLasso(self.layers, self.config.lam, costs, self.batchnorms)
+
+
+class _PenaltyHooks:
+    """Training hooks of one regularized step: a proximal step after every optimizer
+    step, the active groups re-chosen after every epoch (targeted).
+
+    λ is the penalty of the whole step: step t of T applies the share λ·(2t − 1)/T² of it
+    (targeted: growing linearly from 0, as Torch-Pruning's growing regularization) or
+    λ/T (all groups), so the shares add up to λ whatever the epochs, batch size, data
+    size or learning rate.
+    """
+
+    def __init__(self, pruner: Pruner, lasso: GroupLasso, goal: Target) -> None:
+        self.pruner, self.lasso, self.goal = pruner, lasso, goal
+        self.targeted = pruner.config.penalty == "targeted"
+        self.retarget()
+
+    def retarget(self, *_: Any) -> None:
+        self.lasso.target(self.pruner.select(self.goal).masks if self.targeted else None)
+
+    def after_step(self, model: nn.Module, step: int, total: int, lr: float) -> None:
+        share = (2 * step - 1) / total**2 if self.targeted else 1 / total
+        self.lasso.proximal(share)
+
+
+def prune_model(net: nn.Module, input_shape: tuple[int, int, int],
+                train_set: TensorDataset | None, strategy: str, target: str, seed: int,
+                config: PruneConfig, progress: bool = True,
                 state: Path | None = None) -> tuple[Selection, HESetting]:
-    """Regularize (if the strategy asks; resumable from ``state``), select groups to meet
-    ``target`` and install the masks on ``net`` in place. Fine-tuning is left to the
-    caller."""
+    """Train (regularized if the strategy asks; resumable from ``state``), select groups
+    to meet ``target`` and install the masks on ``net`` in place, once or in ``steps``
+    (``config.schedule``). Masks already on ``net`` are kept (they compose). Layers and
+    target are checked before any training. Fine-tuning is left to the caller."""
     parsed = parse_target(target)
-    chosen = get("strategy", strategy)()
-    setting = HESetting.for_model(net, input_shape, config.cost_model, config.log_n)
-    layers = collect_groups(net, setting.specs, setting.params, setting.cost_model, chosen)
-    reg_epochs, _ = config.phases(chosen.regularized)
-    if reg_epochs:
-        weighted = layers if config.group_cost == "rotations" else latency_weighted(
-            layers, load_calibration())
-        lasso = GroupLasso(weighted, config.lam)
-        train(net, train_set, _phase(config, reg_epochs, seed),
-              after_backward=lasso.regularize, progress=progress, checkpoint_path=state)
-    chains = channel_chains(net) if chosen.removes_channels else {}
-    selection = select(layers, chosen, setting.specs, setting.params, setting.cost_model,
-                       parsed, config.max_sparsity, best_effort=config.best_effort,
-                       chains=chains)
-    masks = selection.masks
-    if chains:  # the consumers lose the removed filters' input channels too
-        shapes = {s.name: torch.Size(s.weight_shape) for s in setting.specs}
-        masks = propagate(masks, chains, shapes)
-        setting = replace(setting, chains=chains)
-    apply_masks(net, masks)
+    pruner = Pruner.for_model(net, input_shape, strategy, config)
+    selection = pruner.select(parsed)  # reachable? (raises BudgetError before training)
+    goals = schedule_goals(parsed, selection.dense_ops.rotations, config)
+    lasso = pruner.lasso()
+    reg_epochs, _ = config.phases(pruner.strategy.regularized)
+    for step, goal in enumerate(goals):
+        epochs = reg_epochs // len(goals) + (step < reg_epochs % len(goals))
+        if epochs and train_set is not None:
+            hooks = _PenaltyHooks(pruner, lasso, goal) if lasso is not None else None
+            path = state if state is None or len(goals) == 1 else \
+                state.with_suffix(f".{step}{state.suffix}")
+            train(net, train_set, _phase(config, epochs, seed), progress=progress,
+                  after_step=hooks and hooks.after_step, epoch_end=hooks and hooks.retarget,
+                  checkpoint_path=path)
+        selection = pruner.select(goal)
+        masks = selection.masks
+        if pruner.chains:  # the consumers lose the removed filters' input channels too
+            shapes = {s.name: torch.Size(s.weight_shape) for s in pruner.setting.specs}
+            masks = propagate(masks, pruner.chains, shapes)
+        apply_masks(net, masks)
+    setting = replace(pruner.setting, chains=pruner.chains) if pruner.chains else pruner.setting
     return selection, setting
+
+
+def check_prunable(model: str, num_classes: int, input_shape: tuple[int, int, int],
+                   strategy: str, target: str, config: PruneConfig) -> None:
+    """Fail in one line, before any training, when ``model`` has a layer HE cannot run
+    or ``strategy`` cannot reach ``target`` on it (checked on the untrained weights)."""
+    net = build_model(model, num_classes, input_shape)
+    Pruner.for_model(net, input_shape, strategy, config).select(parse_target(target))
 
 
 def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
@@ -251,12 +355,18 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
     split = split or Split()
     start = time.perf_counter()
     net, dense = ckpt.load_model(dense_checkpoint)
+    if dense.masks:  # a pruned checkpoint: keep its masks fixed, the new ones compose
+        apply_masks(net, {name: mask.float() for name, mask in dense.masks.items()})
     data = get("dataset", dense.dataset)(data_root)
     train_set = data.split("train", split)
     states = [None, None] if out is None else [
         Path(out).with_name(f"{Path(out).name}.{phase}.state") for phase in ("reg", "finetune")]
     selection, setting = prune_model(net, dense.input_shape, train_set, strategy, target, seed,
                                      config, progress, states[0])
+    # the masked model before fine-tuning: did the training find the structure? (a
+    # diagnostic: nothing is selected on it)
+    masked_val_accuracy = evaluate(net, data.split("validation", split))
+    masked_accuracy = evaluate(net, data.split("test"))
     reg_epochs, finetune_epochs = config.phases(get("strategy", strategy).regularized)
     if finetune_epochs:
         train(net, train_set, _phase(config, finetune_epochs, seed), progress=progress,
@@ -264,16 +374,23 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
     ops = setting.count_weights(net)
     val_accuracy = evaluate(net, data.split("validation", split))
     accuracy = evaluate(net, data.split("test"))
-    dense_accuracy = dense.metrics.get("accuracy")
+    # the reference is the original dense model, also when re-pruning a pruned checkpoint
+    reference = {key: dense.metrics.get(f"dense_{key}" if dense.masks else key)
+                 for key in ("accuracy", "val_accuracy")}
+    dense_accuracy = reference["accuracy"]
     metrics = {
         "model": dense.model, "dataset": dense.dataset, "strategy": strategy,
         "target": target, "seed": seed, "accuracy": accuracy, "val_accuracy": val_accuracy,
-        "dense_accuracy": dense_accuracy, "dense_val_accuracy": dense.metrics.get("val_accuracy"),
+        "masked_accuracy": masked_accuracy, "masked_val_accuracy": masked_val_accuracy,
+        "dense_accuracy": dense_accuracy, "dense_val_accuracy": reference["val_accuracy"],
         "delta_accuracy": None if dense_accuracy is None else accuracy - dense_accuracy,
         "sparsity": selection.sparsity, "groups_pruned": selection.groups_pruned,
         "reached": selection.reached, "reg_epochs": reg_epochs,
         "finetune_epochs": finetune_epochs, "epochs_after_dense": reg_epochs + finetune_epochs,
         "augment": config.augment, "split": asdict(split),
+        "pruned_from": dense.strategy if dense.masks else None,
+        "lam": config.lam, "schedule": config.schedule, "steps": config.steps,
+        "penalty": config.penalty, "group_cost": config.group_cost,
         "wall_seconds": time.perf_counter() - start, "cost_model": config.cost_model,
         **he_metrics(ops, selection.dense_ops, setting.params),
         "by_cost_model": counts_by_cost_model(net, setting),
@@ -283,6 +400,6 @@ def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
             net, model=dense.model, dataset=dense.dataset, num_classes=dense.num_classes,
             input_shape=dense.input_shape, strategy=strategy, target=target,
             metrics=metrics), out)
-        for state in states:
+        for state in [*states, *Path(out).parent.glob(f"{Path(out).name}.reg.*.state")]:
             state.unlink(missing_ok=True)
     return metrics

@@ -25,3 +25,4 @@ def normalized(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]
     mean_t = torch.tensor(mean, dtype=torch.float32).view(shape)
     std_t = torch.tensor(std, dtype=torch.float32).view(shape)
     return TensorDataset((images.float() - mean_t) / std_t, labels.long())
+

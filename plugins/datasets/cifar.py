@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from artemis_core import ArtemisError, Dataset, hookimpl
+from artemis_core.learning.catalog import check_samples
 
 from ._common import check_split, normalized
 
@@ -76,13 +77,36 @@ class CifarPickle(Dataset):
         directory = self.directory()
         images, labels = [], []
         for file in self.files[split]:
-            batch = read_batch(directory / file)
-            if self.label_key not in batch:
-                raise ArtemisError(f"{str(directory / file)!r} has no {self.label_key!r} labels")
-            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, *self.input_shape))
-            labels.append(np.asarray(batch[self.label_key], dtype=np.int64))
+            image_array, label_array = self._arrays(directory / file)
+            images.append(image_array)
+            labels.append(label_array)
         pixels = torch.from_numpy(np.concatenate(images)).float() / 255.0
-        return normalized(pixels, self.mean, self.std, torch.from_numpy(np.concatenate(labels)))
+        data = normalized(pixels, self.mean, self.std, torch.from_numpy(np.concatenate(labels)))
+        check_samples(self, split, data, source=str(directory))
+        return data
+
+    def _arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Images (N×C×H×W uint8) and labels of one batch file, checked."""
+        batch = read_batch(path)
+        if self.label_key not in batch:
+            raise ArtemisError(f"{str(path)!r} has no {self.label_key!r} labels")
+        size = int(np.prod(self.input_shape))
+        try:
+            data = np.asarray(batch[b"data"])
+            labels = np.asarray(batch[self.label_key])
+        except (ValueError, TypeError) as exc:
+            raise ArtemisError(f"{str(path)!r}: unreadable arrays: {exc}") from None
+        if data.dtype != np.uint8 or data.size % size:
+            raise ArtemisError(
+                f"{str(path)!r}: b'data' is {data.dtype} with {data.size} values; expected "
+                f"uint8 pixels, a multiple of {'x'.join(map(str, self.input_shape))} = {size}")
+        if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+            raise ArtemisError(f"{str(path)!r}: {self.label_key!r} is {labels.dtype} of shape "
+                               f"{labels.shape}; expected a list of integer labels")
+        if len(labels) != data.size // size:
+            raise ArtemisError(f"{str(path)!r}: {data.size // size} images but {len(labels)} "
+                               f"labels in {self.label_key!r}")
+        return data.reshape(-1, *self.input_shape), labels.astype(np.int64)
 
 
 class Cifar10(CifarPickle):
