@@ -132,11 +132,10 @@ def _masks(setting: HESetting, model: nn.Module) -> list:
     return [modules[s.name].weight.detach() != 0 for s in setting.specs]
 
 
-def row(run: EngineRun, dense: EngineRun, predicted: dict, dense_predicted: dict) -> dict:
-    """Table row; ratios are against the dense run (measured in the same loop)."""
-    stats = run.stats
-    speedup = dense.seconds_per_image / run.seconds_per_image
-    latency = dense_predicted["seconds"] / max(predicted["seconds"], 1e-12)
+def measured_columns(run, dense) -> dict:
+    """The columns every encrypted run shares (an ``EngineRun`` or an ``EncryptedRun``):
+    accuracies, agreement, logit error, seconds per image and the speed-ups against the
+    dense run measured in the same loop."""
     return {
         "model": run.label, "images": run.images,
         "plain_acc": round(run.plain_accuracy, 4),
@@ -145,9 +144,19 @@ def row(run: EngineRun, dense: EngineRun, predicted: dict, dense_predicted: dict
         "max_logit_err": f"{run.max_logit_error:.1e}",
         "s_per_image": round(run.seconds_per_image, 3),
         "cpu_s_per_image": round(run.cpu_seconds_per_image, 3),
-        "threads": run.threads,
-        "speedup": round(speedup, 3),
+        "speedup": round(dense.seconds_per_image / run.seconds_per_image, 3),
         "cpu_speedup": round(dense.cpu_seconds_per_image / run.cpu_seconds_per_image, 3),
+    }
+
+
+def row(run: EngineRun, dense: EngineRun, predicted: dict, dense_predicted: dict) -> dict:
+    """Table row; ratios are against the dense run (measured in the same loop)."""
+    stats = run.stats
+    speedup = dense.seconds_per_image / run.seconds_per_image
+    latency = dense_predicted["seconds"] / max(predicted["seconds"], 1e-12)
+    return {
+        **measured_columns(run, dense),
+        "threads": run.threads,
         "diagonals": stats.get("diagonals", "-"),
         "keys": stats.get("rotation_keys", "-"),
         "key_MB": round(stats.get("rotation_key_bytes", 0) / MB, 1),

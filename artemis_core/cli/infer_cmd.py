@@ -20,7 +20,7 @@ from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
 from ..pruning.pipeline import PruneConfig, prune_run, train_dense
 from ..registry import get
-from .engine_infer import read_config, run_on_engine
+from .engine_infer import measured_columns, read_config, run_on_engine
 from .options import choose_model, cost_model_option, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
@@ -155,15 +155,7 @@ def _check_runnable(model: nn.Module, input_shape: tuple[int, int, int], cost_mo
 def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
     """Table row; ratios are against the dense run (measured in the same loop)."""
     return {
-        "model": run.label, "images": run.images,
-        "plain_acc": round(run.plain_accuracy, 4),
-        "encrypted_acc": round(run.encrypted_accuracy, 4),
-        "agreement": round(run.agreement, 4),
-        "max_logit_err": f"{run.max_logit_error:.1e}",
-        "s_per_image": round(run.seconds_per_image, 3),
-        "cpu_s_per_image": round(run.cpu_seconds_per_image, 3),
-        "speedup": round(dense.seconds_per_image / run.seconds_per_image, 3),
-        "cpu_speedup": round(dense.cpu_seconds_per_image / run.cpu_seconds_per_image, 3),
+        **measured_columns(run, dense),
         "rotations": run.rotations,
         "rotation_reduction": round(dense.rotations / max(run.rotations, 1), 3),
         "keys": run.rotation_keys,

@@ -17,22 +17,28 @@ from artemis_core import ModelInfo, hookimpl
 from artemis_core.learning.polyact import PolyAct
 
 
-def build_he_cnn(num_classes: int, input_shape: tuple[int, int, int],
-                 width: int = 8) -> nn.Sequential:
-    """conv C→w 3×3, BN, act, conv w→2w 3×3 stride 2, BN, act, global avgpool,
-    linear 2w→classes."""
-    channels = input_shape[0]
+def poly_cnn(num_classes: int, channels: int, width: int, kernel: int,
+             first_stride: int) -> nn.Sequential:
+    """conv C→w k×k (stride ``first_stride``), BN, act, conv w→2w k×k stride 2, BN, act,
+    global avgpool, linear 2w→classes: the HE-friendly shape of he-cnn and he-lenet."""
     return nn.Sequential(
-        nn.Conv2d(channels, width, 3, padding=1, bias=False),
+        nn.Conv2d(channels, width, kernel, stride=first_stride, padding=kernel // 2,
+                  bias=False),
         nn.BatchNorm2d(width),
         PolyAct(),
-        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
+        nn.Conv2d(width, 2 * width, kernel, stride=2, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(2 * width),
         PolyAct(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(2 * width, num_classes),
     )
+
+
+def build_he_cnn(num_classes: int, input_shape: tuple[int, int, int],
+                 width: int = 8) -> nn.Sequential:
+    """he-cnn: 3×3 convs, the first at stride 1."""
+    return poly_cnn(num_classes, input_shape[0], width, kernel=3, first_stride=1)
 
 
 @hookimpl

@@ -8,26 +8,16 @@ program and Orion). Depth 5 (conv, act, conv, act, pool + linear).
 
 from __future__ import annotations
 
+from artemis_plugins.models.he_cnn import poly_cnn
 from torch import nn
 
 from artemis_core import ModelInfo, hookimpl
-from artemis_core.learning.polyact import PolyAct
 
 
 def build_he_lenet(num_classes: int, input_shape: tuple[int, int, int],
                    width: int = 16) -> nn.Sequential:
-    """conv C→w 5×5/2, BN, act, conv w→2w 5×5/2, BN, act, global avgpool, linear."""
-    return nn.Sequential(
-        nn.Conv2d(input_shape[0], width, 5, stride=2, padding=2, bias=False),
-        nn.BatchNorm2d(width),
-        PolyAct(),
-        nn.Conv2d(width, 2 * width, 5, stride=2, padding=2, bias=False),
-        nn.BatchNorm2d(2 * width),
-        PolyAct(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2 * width, num_classes),
-    )
+    """he-lenet: 5×5 convs, both at stride 2 (28 → 14 → 7)."""
+    return poly_cnn(num_classes, input_shape[0], width, kernel=5, first_stride=2)
 
 
 @hookimpl
