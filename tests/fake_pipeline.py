@@ -64,7 +64,7 @@ def fake_record(strategy: str, target: str, seed: int, model: str = "small-cnn",
 
 
 def fake_train_dense(model, dataset, seed, epochs, out, data_root=None, progress=True,
-                     split=None, augment=False) -> dict:
+                     split=None, augment=False, train_subset=None) -> dict:
     """Writes a placeholder checkpoint at ``out`` and logs the call."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

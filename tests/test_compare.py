@@ -21,6 +21,7 @@ from artemis_core.cli.compare_cmd import build_plan
 from artemis_core.experiments.compare import ComparePlan, run_comparison
 from artemis_core.experiments.results import ResultStore
 from artemis_core.learning.catalog import Split
+from artemis_core.pruning.pipeline import PruneConfig
 
 PLAN = ComparePlan("small-cnn", "synthetic", ("diagonal", "positional", "hybrid"),
                    ("2x", "4x"), (0, 1))
@@ -170,6 +171,7 @@ def test_a_corrupt_run_file_is_run_again(tmp_path, capsys):
     {"prune": {"max_sparsity": 0.9}}, {"prune": {"reg_epochs": 3}}, {"dense_epochs": 2},
     {"prune": {"schedule": "gradual"}}, {"split": Split(validation=0.2)},
     {"prune": {"cost_model": "bsgs"}}, {"prune": {"augment": True}},
+    {"prune": {"train_subset": 100}},
 ])
 def test_runs_stored_with_other_settings_are_not_reused(tmp_path, change):
     _run(tmp_path)
@@ -343,3 +345,11 @@ def test_a_third_party_model_without_batchnorm_runs_through_compare(
     (row,) = json.loads(result.stdout)
     assert (row["model"], row["strategy"]) == ("plain-odd-cnn", "diagonal")
     assert row["rotation_reduction"] >= 1.2 and 0 <= row["accuracy"] <= 1
+
+
+def test_a_training_subset_reaches_the_dense_model_and_every_phase():
+    plan = ComparePlan(**{**PLAN.__dict__, "prune": {**PLAN.prune, "train_subset": 100}})
+    assert plan.dense_options()["train_subset"] == 100
+    assert plan.prune_options(plan.keys()[0])["config"]["train_subset"] == 100
+    with pytest.raises(ArtemisError, match="train_subset=0 must be at least 1"):
+        PruneConfig(train_subset=0)

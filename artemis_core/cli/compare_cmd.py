@@ -112,6 +112,9 @@ Examples:
               help="c_g of the penalty: rotations a group saves, or its estimated latency.")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crops and flips in every training phase (natural images only).")
+@click.option("--train-subset", type=click.IntRange(min=1),
+              help="Train every phase (dense included) on this many training images, a "
+                   "fixed draw for every seed [default: all].")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Result directory (default: runs/DATASET-MODEL); runs stored there are "
                    "skipped, so an interrupted comparison resumes.")
@@ -130,7 +133,8 @@ Examples:
 def compare(model: str | None, dataset: str, data_root: str | None, strategies: str | None,
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
             lams: str | None, validation: float, split_seed: int, max_sparsity: float,
-            group_cost: str, augment: bool, out: str | None, cost_model: str,
+            group_cost: str, augment: bool, train_subset: int | None, out: str | None,
+            cost_model: str,
             jobs: int | None, executor: str, ray_address: str | None, fmt: str,
             calibration: Calibration, plot_path: Path | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
@@ -143,7 +147,8 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
     plan = build_plan(model, dataset, strategies, targets, seeds, epochs, prune_epochs,
                       data_root, lams, Split(validation, split_seed),
                       {"max_sparsity": max_sparsity, "group_cost": group_cost,
-                       "augment": augment, "cost_model": cost_model})
+                       "augment": augment, "cost_model": cost_model,
+                       **({"train_subset": train_subset} if train_subset else {})})
     suffix = "" if cost_model == "gazelle" else f"-{cost_model}"
     out = out or f"runs/{plan.dataset}-{plan.model}{suffix}"
     outcome = run_comparison(plan, out, train_dense, prune_run,

@@ -114,7 +114,7 @@ class ComparePlan:
         """The settings that change the dense model of a seed."""
         return {"dense_epochs": self.dense_epochs, "validation": self.split.validation,
                 "split_seed": self.split.seed, "augment": bool(self.prune.get("augment", False)),
-                "artemis_version": __version__}
+                "train_subset": self.prune.get("train_subset"), "artemis_version": __version__}
 
     def prune_options(self, key: RunKey) -> dict[str, Any]:
         """Keyword arguments of ``prune_run`` for ``key`` (besides where it writes)."""
@@ -124,7 +124,8 @@ class ComparePlan:
     def dense_options(self) -> dict[str, Any]:
         """Keyword arguments of ``train_dense`` (besides the seed and where it writes)."""
         return {"data_root": self.data_root, "split": self.split,
-                "augment": bool(self.prune.get("augment", False))}
+                "augment": bool(self.prune.get("augment", False)),
+                "train_subset": self.prune.get("train_subset")}
 
 
 def dense_checkpoint(root: Path, plan: ComparePlan, seed: int) -> Path:

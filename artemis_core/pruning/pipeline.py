@@ -69,6 +69,9 @@ class PruneConfig:
     penalty: str = "targeted"
     #: Random crops and flips in both phases (as in dense training; see TrainConfig).
     augment: bool = False
+    #: Train both phases on this many training images (a fixed draw, as TrainConfig's),
+    #: to size a comparison on a large dataset; None: all of them.
+    train_subset: int | None = None
     #: A target the strategy cannot reach prunes as far as it can (the result says so)
     #: instead of raising BudgetError.
     best_effort: bool = False
@@ -88,6 +91,8 @@ class PruneConfig:
                 raise ArtemisError(f"{name}={getattr(self, name)} must be non-negative")
         if self.steps < 1:
             raise ArtemisError(f"steps={self.steps} must be at least 1")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ArtemisError(f"train_subset={self.train_subset} must be at least 1")
 
     def phases(self, regularized: bool) -> tuple[int, int]:
         """(regularized, fine-tuning) epochs of a strategy: the same budget after the dense
@@ -195,15 +200,15 @@ def fit_dense(data: Dataset, model_name: str, config: TrainConfig, out: Path,
 
 def train_dense(model: str | None, dataset: str, seed: int, epochs: int | None, out: Path,
                 data_root: str | None = None, progress: bool = True, split: Split | None = None,
-                augment: bool = False) -> dict[str, Any]:
-    """The dense checkpoint at ``out``: trained with default settings (``epochs`` and
-    ``augment`` aside) on ``split``'s training part, or reused when a previous run already
-    wrote it. Returns its metrics."""
+                augment: bool = False, train_subset: int | None = None) -> dict[str, Any]:
+    """The dense checkpoint at ``out``: trained with default settings (``epochs``,
+    ``augment`` and ``train_subset`` aside) on ``split``'s training part, or reused when a
+    previous run already wrote it. Returns its metrics."""
     if Path(out).exists():
         return ckpt.load(out).metrics
     data = get("dataset", dataset)(data_root)
-    config = TrainConfig(seed=seed, augment=augment, **({} if epochs is None else
-                                                        {"epochs": epochs}))
+    config = TrainConfig(seed=seed, augment=augment, train_subset=train_subset,
+                         **({} if epochs is None else {"epochs": epochs}))
     return fit_dense(data, model or data.default_model, config, out, progress, split)[0]
 
 
@@ -327,7 +332,7 @@ def check_prunable(model: str, num_classes: int, input_shape: tuple[int, int, in
 
 def _phase(config: PruneConfig, epochs: int, seed: int) -> TrainConfig:
     return TrainConfig(epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed,
-                       augment=config.augment)
+                       augment=config.augment, train_subset=config.train_subset)
 
 
 def prune_run(strategy: str, target: str, dense_checkpoint: Path, seed: int,
