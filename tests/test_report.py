@@ -110,6 +110,19 @@ def test_pareto_is_separate_per_dataset():
     assert all(r["pareto"] for r in build_table(records).rows)
 
 
+def test_pareto_is_separate_per_cost_model():
+    # Reductions counted under two cost models are not comparable: in one directory the
+    # gazelle run (better on both axes) must not push the bsgs run off its own front.
+    weak, strong = fake_record("positional", "2x", 0), fake_record("diagonal", "2x", 0)
+    records = [RunRecord(weak.key, {"cost_model": "bsgs"}, weak.metrics),
+               RunRecord(strong.key, {"cost_model": "gazelle"}, strong.metrics)]
+    rows = build_table(records).rows
+    assert {r["cost_model"] for r in rows} == {"bsgs", "gazelle"}
+    assert all(r["pareto"] for r in rows)
+    assert build_table(records[1:] + [RunRecord(weak.key, {"cost_model": "gazelle"},
+                                                weak.metrics)]).rows[1]["pareto"] is False
+
+
 def _failed(strategy="hybrid", target="6x", seed=0):
     return RunRecord(fake_record(strategy, target, seed).key, {}, status=STATUS_FAILED,
                      error=f"BudgetError: cannot reach {target}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtemisError
-from .report import PARETO, RUNS, LatencyFn, build_table
+from .report import FRONT_KEYS, PARETO, RUNS, LatencyFn, build_table
 from .results import RunRecord
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -27,7 +27,7 @@ def plot_comparison(records: Sequence[RunRecord], path: str | Path,
     """Draw accuracy (mean ± std over seeds) against rotation reduction for every
     strategy, ring the Pareto-optimal points and join them into the front, draw the dense
     baseline, and name the strategies that reached none of their targets; one panel per
-    model and dataset. Writes PNG, SVG or PDF by suffix."""
+    model, dataset and cost model. Writes PNG, SVG or PDF by suffix."""
     # matplotlib takes ~0.4 s to import: only a command that draws pays for it.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -38,13 +38,14 @@ def plot_comparison(records: Sequence[RunRecord], path: str | Path,
         raise ArtemisError("no successful runs to plot")
     table = build_table(records, latency=latency).rows
     rows = [row for row in table if row[RUNS]]
-    panels = list(dict.fromkeys((row["model"], row["dataset"]) for row in rows))
+    panels = list(dict.fromkeys(tuple(row[k] for k in FRONT_KEYS) for row in rows))
     # A Figure with its own Agg canvas: no global pyplot state, works without a display.
     figure = Figure(figsize=(6.4 * len(panels), 4.8), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (model, dataset) in zip(axes, panels, strict=True):
-        mine = [r for r in rows if (r["model"], r["dataset"]) == (model, dataset)]
+    for ax, panel in zip(axes, panels, strict=True):
+        model, dataset, cost_model = panel
+        mine = [r for r in rows if tuple(r[k] for k in FRONT_KEYS) == panel]
         for strategy in dict.fromkeys(r["strategy"] for r in mine):
             series = sorted((r for r in mine if r["strategy"] == strategy),
                             key=lambda r: r["rotation_reduction"])
@@ -58,16 +59,17 @@ def plot_comparison(records: Sequence[RunRecord], path: str | Path,
         ax.scatter([r["rotation_reduction"] for r in front], [100 * r["accuracy"] for r in front],
                    s=160, facecolors="none", edgecolors="black", zorder=3)
         dense = [r.metrics["dense_accuracy"] for r in ok
-                 if (r.key.model, r.key.dataset) == (model, dataset)]
+                 if (r.key.model, r.key.dataset) == (model, dataset)]  # one dense per seed
         ax.axhline(100 * float(np.mean(dense)), color="grey", linestyle="--", label="dense")
-        unreached = sorted({r["strategy"] for r in table if (r["model"], r["dataset"]) == (
-            model, dataset)} - {r["strategy"] for r in mine})
+        unreached = sorted({r["strategy"] for r in table
+                            if tuple(r[k] for k in FRONT_KEYS) == panel}
+                           - {r["strategy"] for r in mine})
         if unreached:
             ax.text(0.01, 0.01, f"reached no target: {', '.join(unreached)}", fontsize="small",
                     transform=ax.transAxes, verticalalignment="bottom")
         ax.set_xlabel("rotation reduction (×)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{model} on {dataset}")
+        ax.set_title(f"{model} on {dataset} ({cost_model})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,9 @@ STD_SUFFIX = "_std"
 #: ``at``: the run met its target, pruned as far as it could short of it, or was pruned
 #: to the sparsity of another strategy's run at the target.
 AT_TARGET, AT_MAX = "target", "max reachable"
+#: Rows whose rotation reductions are comparable: one Pareto front (and one rival set)
+#: per model, dataset and cost model (reductions under two cost models are not).
+FRONT_KEYS = ("model", "dataset", "cost_model")
 #: Settings that are not split into rows by default: λ is chosen per run, the matched
 #: run is named by ``at``, and best-effort is how every comparison prunes.
 _NOT_GROUPED = ("lam", "matched_strategy", "matched_target", "best_effort")
@@ -232,7 +235,7 @@ def _overlaps(rows: list[dict[str, Any]]) -> None:
         if not row[PARETO] or row[CI] is None:
             continue
         rivals = [r for r in rows if r[CI] is not None and r["strategy"] != row["strategy"]
-                  and all(r.get(k) == row.get(k) for k in ("model", "dataset", "target"))]
+                  and all(r.get(k) == row.get(k) for k in (*FRONT_KEYS, "target"))]
         if rivals:
             rival = max(rivals, key=lambda r: r["accuracy"])
             if rival[CI][0] <= row[CI][1] and row[CI][0] <= rival[CI][1]:
@@ -246,9 +249,9 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] | None 
     (:func:`~artemis_core.experiments.selection.choose_lams`), then runs grouped by
     ``group_by`` (default: :data:`DEFAULT_GROUP_BY` plus every setting whose value differs
     between runs) with mean ± std of every metric over the rest (e.g. over seeds), the
-    accuracy's 95 % interval, a Pareto mark per row among rows of the same model and
-    dataset (on means), and for Pareto rows the next strategy whose interval overlaps.
-    A run that failed is counted in its row's note.
+    accuracy's 95 % interval, a Pareto mark per row among rows of the same model,
+    dataset and cost model (on means), and for Pareto rows the next strategy whose
+    interval overlaps. A run that failed is counted in its row's note.
 
     ``columns`` picks and orders the shown columns (any setting too; default: group keys,
     runs, λ, every metric, interval, Pareto, overlaps and note when a row has them);
@@ -277,7 +280,7 @@ def build_table(records: Iterable[RunRecord], *, group_by: Sequence[str] | None 
     rows = [_aggregate(members, group_by, metrics, settings) for members in groups.values()]
 
     measured = [row for row in rows if row[RUNS]]
-    marks = pareto_by_group([tuple(row.get(k) for k in ("model", "dataset")) for row in measured],
+    marks = pareto_by_group([tuple(row.get(k) for k in FRONT_KEYS) for row in measured],
                             [r["accuracy"] for r in measured],
                             [r["rotation_reduction"] for r in measured])
     for row in rows:
