@@ -73,6 +73,6 @@ def test_artemis_engine_runs_he_cnn_encrypted():
     (run,) = run_engine(get("engine", "artemis")(), [("dense", model)], images,
                         torch.zeros(1, dtype=torch.long), images, progress=False)
     assert run.agreement == 1.0
-    assert run.max_logit_error < 1e-3
+    assert run.max_logit_error < 1e-4  # ~5e-6 measured
     assert run.stats["levels_used"] == 5
     assert run.stats["rotation_keys"] > 0

@@ -81,5 +81,5 @@ def test_bsgs_runs_the_whole_network_encrypted_and_records_its_cost_model(tmp_pa
     payload = json.loads(result.stdout)
     assert payload["cost_model"] == "bsgs" and payload["strategy"] == "hybrid"
     for run in (payload["dense"], payload["pruned"]):
-        assert run["agreement"] == 1.0 and run["max_logit_error"] < 1e-3
+        assert run["agreement"] == 1.0 and run["max_logit_error"] < 1e-4  # ~5e-6 measured
     assert payload["pruned"]["rotations"] < payload["dense"]["rotations"]

@@ -152,7 +152,7 @@ def test_dense_and_pruned_he_cnn_run_encrypted(engine):
                       progress=False)
     for run in runs:
         assert run.agreement == 1.0
-        assert run.max_logit_error < 0.05
+        assert run.max_logit_error < 1e-2  # Orion at 2^13: ~4e-3 measured
         assert run.stats["levels_used"] == 5
         assert run.stats["bootstraps"] == 0
         assert run.stats["rotation_key_bytes"] > 0
