@@ -171,7 +171,7 @@ def test_a_corrupt_run_file_is_run_again(tmp_path, capsys):
     {"prune": {"max_sparsity": 0.9}}, {"prune": {"reg_epochs": 3}}, {"dense_epochs": 2},
     {"prune": {"schedule": "gradual"}}, {"split": Split(validation=0.2)},
     {"prune": {"cost_model": "bsgs"}}, {"prune": {"augment": True}},
-    {"prune": {"train_subset": 100}},
+    {"prune": {"train_subset": 100}}, {"prune": {"log_n": 15}},
 ])
 def test_runs_stored_with_other_settings_are_not_reused(tmp_path, change):
     _run(tmp_path)
@@ -297,6 +297,18 @@ def test_compare_runs_the_installed_third_party_strategy_on_the_real_pipeline(
     assert (out / "dense").is_dir() and (out / "models").is_dir()
     again, _ = _compare(tmp_path, "--strategies", "random", "--targets", "1x")
     assert again.exit_code == 0 and "0 runs done, 1 reused" in again.stderr
+
+
+def test_compare_counts_at_the_ring_given_by_log_n(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    args = ("--model", "he-cnn", "--strategies", "diagonal", "--targets", "1.5x",
+            "--format", "json")
+    result, out = _compare(tmp_path, *args, "--log-n", "15")
+    assert result.exit_code == 0, result.output
+    (record,) = ResultStore(out).load().records
+    assert record.metrics["log_n"] == 15 and record.config["log_n"] == 15
+    refused, _ = _compare(tmp_path, *args, "--log-n", "20")
+    assert refused.exit_code == 2 and "--log-n" in refused.output and "10<=x<=17" in refused.output
 
 
 def test_a_killed_real_comparison_resumes_with_every_run_once(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from ..he.latency import Calibration
 from ..io import split_list
 from ..learning.catalog import Split
 from ..registry import get, get_registry
-from .options import cost_model_option, data_options
+from .options import cost_model_option, counting_log_n_option, data_options
 from .report_cmd import output_options, show_results
 
 DEFAULT_TARGETS = "1.5x,2x,4x,6x"
@@ -119,6 +119,7 @@ Examples:
               help="Result directory (default: runs/DATASET-MODEL); runs stored there are "
                    "skipped, so an interrupted comparison resumes.")
 @cost_model_option()
+@counting_log_n_option()
 @click.option("--jobs", "-j", type=click.IntRange(min=1),
               help="Runs side by side: local worker processes (torch threads are split "
                    "between them; default 1), or the CPUs of the local Ray instance that "
@@ -134,7 +135,7 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
             targets: str, seeds: str, epochs: int | None, prune_epochs: int | None,
             lams: str | None, validation: float, split_seed: int, max_sparsity: float,
             group_cost: str, augment: bool, train_subset: int | None, out: str | None,
-            cost_model: str,
+            cost_model: str, log_n: int | None,
             jobs: int | None, executor: str, ray_address: str | None, fmt: str,
             calibration: Calibration, plot_path: Path | None) -> None:
     """Prune one model with several strategies at several rotation-reduction targets.
@@ -148,7 +149,8 @@ def compare(model: str | None, dataset: str, data_root: str | None, strategies: 
                       data_root, lams, Split(validation, split_seed),
                       {"max_sparsity": max_sparsity, "group_cost": group_cost,
                        "augment": augment, "cost_model": cost_model,
-                       **({"train_subset": train_subset} if train_subset else {})})
+                       **({"train_subset": train_subset} if train_subset else {}),
+                       **({"log_n": log_n} if log_n else {})})
     suffix = "" if cost_model == "gazelle" else f"-{cost_model}"
     out = out or f"runs/{plan.dataset}-{plan.model}{suffix}"
     outcome = run_comparison(plan, out, train_dense, prune_run,

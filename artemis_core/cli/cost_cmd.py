@@ -12,7 +12,7 @@ from ..he.specs import OpCount
 from ..io import render
 from ..pruning.masking import nonzero_masks
 from ..pruning.pipeline import HESetting
-from .options import choose_model, format_option
+from .options import choose_model, counting_log_n_option, format_option
 
 LAYER_FIELDS = ("name", "kind", "c_in", "c_out", "kernel", "stride", "height", "width", "gap")
 COUNT_FIELDS = ("rotations", "input_rotations", "output_rotations", "other_rotations", "pmult",
@@ -40,9 +40,7 @@ Examples:
 @click.option("--model", "model_name", help="Registered model name (see artemis plugins).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Count this trained/pruned model; each layer's mask is weight != 0.")
-@click.option("--log-n", type=int, default=None,
-              help="log2 of the ring degree N. Default: 16 for inputs over 16x16 pixels, "
-                   "14 for smaller ones (raised until one channel's grid fits).")
+@counting_log_n_option()
 @click.option("--input", "input_shape", callback=parse_input_shape, metavar="CxHxW",
               help="Input shape; default: the model's (or the checkpoint's).")
 @click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,

@@ -9,6 +9,7 @@ import click
 from torch import nn
 
 from ..errors import ArtemisError
+from ..he.params import MAX_LOG_Q_128
 from ..io import formats
 from ..learning.catalog import DATA_ROOT_ENV
 from ..learning.checkpoint import Checkpoint, load_model
@@ -71,6 +72,15 @@ def choose_model(name: str | None, checkpoint: str | Path | None, num_classes: i
         num_classes = get("dataset", dataset).num_classes if dataset else 10
     shape = input_shape or info.default_input
     return ChosenModel(build_model(name, num_classes, shape, seed=0), name, shape, dataset, None)
+
+
+def counting_log_n_option():
+    """The shared ``--log-n`` of the commands that count (not execute) a model: the ring
+    the plans are laid out in, defaulting to what the input size needs."""
+    return click.option(
+        "--log-n", type=click.IntRange(min(MAX_LOG_Q_128), max(MAX_LOG_Q_128)), default=None,
+        help="log2 of the ring degree N the plans are counted at. Default: 16 for inputs "
+             "over 16x16 pixels, 14 for smaller ones (raised until one channel's grid fits).")
 
 
 def cost_model_option(default: str | None = "gazelle", default_help: str = ""):
