@@ -17,7 +17,7 @@ sparsity), then answers the paper's two claims from the stored runs:
 Runs and measurements are stored under ``--out`` as they finish; a rerun skips them and
 only rewrites the document (``--doc``).
 
-    python benchmarks/results.py                  # about 80 min on 2 cores
+    python benchmarks/results.py                  # about 50 min on 2 cores
     python benchmarks/results.py --only digits-he-cnn --doc /tmp/results.md
 """
 
@@ -357,38 +357,44 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def row_name(row: dict[str, Any]) -> str:
+    """``strategy target``, with where the row stands when it is not at its target."""
+    at = "" if row["at"] == "target" else f" ({row['at']})"
+    return f"{row['strategy']} {row['target']}{at}"
+
+
 def claim_summaries(study: Study, cost_model: str, analysis: Analysis,
-                    encrypted: dict[str, Any] | None) -> tuple[str, str]:
-    """One line per claim for the document's summary."""
+                    encrypted: dict[str, Any] | None) -> tuple[str, str, bool]:
+    """One line per claim for the document's summary, and whether every front model
+    removed only output (diagonal / giant-step) rotations."""
     where = f"{study.model} on {study.dataset}, {cost_model}"
     rows = front(analysis)
     diagonal = [r for r in rows if diagonal_only(analysis, r)]
     verdicts = [separated(r, best_rival(analysis.table.rows, r)) for r in rows]
-    names = ", ".join(f"{r['strategy']} {r['target']}" for r in rows)
-    claim1 = (f"* {where}: front = {names}; {len(diagonal)} of {len(rows)} removed only "
-              f"{KINDS[cost_model][1]} rotations"
-              + (f" ({', '.join(r['strategy'] + ' ' + r['target'] for r in diagonal)})"
-                 if diagonal else "")
+    claim1 = (f"* {where}: front = {', '.join(map(row_name, rows))}; {len(diagonal)} of "
+              f"{len(rows)} removed only {KINDS[cost_model][1]} rotations"
+              + (f" ({', '.join(map(row_name, diagonal))})" if diagonal else "")
               + f"; {verdicts.count('yes')} of {len(rows) - verdicts.count('-')} with "
               "intervals separate from the best rival at their target.")
+    fully_diagonal = len(diagonal) == len(rows)
     picks = [(s, p) for s, p in analysis.chosen.items() if p]
     if not picks:
-        return claim1, f"* {where}: no pruned model within 1 pt of dense."
+        return claim1, f"* {where}: no pruned model within 1 pt of dense.", fully_diagonal
     strategy, pick = max(picks, key=lambda sp: (round(sp[1]["row"]["rotation_reduction"], 2),
                                                 sp[1]["latency_reduction"]))
     label = f"{strategy} {pick['row']['target']}"
-    measured_text = "" if encrypted is None else (
-        f"; measured {engine_cell(encrypted, 'pyfhel', label)} on Pyfhel, "
-        f"{engine_cell(encrypted, 'orion', label)} on Orion")
-    claim2 = (f"* {where}: {strategy} {pick['row']['target']}, "
-              f"{pick['row']['rotation_reduction']:.2f}× fewer rotations, est. "
-              f"{pick['latency_reduction']:.2f}× lower latency"
-              f"{measured_text}.")
-    return claim1, claim2
+    measured_text = "" if encrypted is None else "; measured " + ", ".join(
+        engine_cell(encrypted, name, label).replace(" (below)", "") + f" on {name.title()}"
+        for name in ENGINES)
+    claim2 = (f"* {where}: {row_name(pick['row'])}, "
+              f"{pick['row']['rotation_reduction']:.2f}× fewer rotations "
+              f"({100 * pick['row']['delta_accuracy']:+.2f} pt), est. "
+              f"{pick['latency_reduction']:.2f}× lower latency{measured_text}.")
+    return claim1, claim2, fully_diagonal
 
 
 def study_section(study: Study, out: Path, timings: dict[str, float],
-                  doc_dir: Path) -> tuple[list[str], list[tuple[str, str]]]:
+                  doc_dir: Path) -> tuple[list[str], list[tuple[str, str, bool]]]:
     """The document's section of one study (per cost model: dense plan, table, plot and
     both claims) and its summary lines."""
     from artemis_core.experiments.plot import plot_comparison
@@ -524,13 +530,18 @@ def main() -> None:
     compare_seconds = sum(v for k, v in timings.items()
                           if isinstance(v, float) and k != "this_run")
     stored_at = sorted({v for k, v in timings.items() if k.endswith("@commit")})
+    measure_seconds = sum(
+        data[f"{engine}_seconds"] for study in studies for cost_model in COST_MODELS
+        if (path := args.out / study.name / f"encrypted-{cost_model}.json").exists()
+        for data in [json.loads(path.read_text())] for engine in ENGINES)
     head = [
         "# Results: every strategy under both cost models, with measured speed-ups", "",
         f"Produced by `python benchmarks/results.py` at commit `{commit()}` on "
         f"{date.today()} on {os.cpu_count()} cores, from runs stored at commit "
         f"{', '.join(f'`{c}`' for c in stored_at)}; the comparisons took "
-        f"{compare_seconds / 60:.0f} min and this run {timings['this_run'] / 60:.0f} min "
-        "(encrypted measurements included). Rerun the same command to reproduce every "
+        f"{compare_seconds / 60:.0f} min and the encrypted measurements "
+        f"{measure_seconds / 60:.0f} min (this last run: {timings['this_run'] / 60:.0f} min). "
+        "Rerun the same command to reproduce every "
         "number and plot; it resumes from `runs/results` when interrupted. Rows are mean ± "
         "std over seeds; `accuracy 95% CI` is Student-t over the seeds; `pareto` marks the "
         "front of each model and cost model; `overlaps` names the best rival at the same "
@@ -538,13 +549,15 @@ def main() -> None:
         "strategy's maximum reachable reduction, or at the sparsity of an HE-aware "
         "strategy.", "",
         "## Summary", "",
-        "**Claim 1, \"Pareto-optimal models are fully diagonal\"** (front models that "
-        "removed only diagonal (gazelle) or giant-step (bsgs) rotations):", "",
-        *(c1 for c1, _ in summaries), "",
+        "**Claim 1, \"Pareto-optimal models are fully diagonal\"**: the front is fully "
+        f"diagonal in {sum(f for *_, f in summaries)} of {len(summaries)} studies × cost "
+        "models. Per study and cost model, the front and which of its models removed only "
+        "diagonal (gazelle) or giant-step (bsgs) rotations:", "",
+        *(c1 for c1, *_ in summaries), "",
         "**Claim 2, \"1.2–6× lower HE cost\"** (per study and cost model, the largest "
         "rotation reduction within 1 pt of dense accuracy, and that model's measured "
         "encrypted speed-up over dense):", "",
-        *(c2 for _, c2 in summaries), "",
+        *(c2 for _, c2, _ in summaries), "",
         CHANGES, SCOPE,
     ]
     args.doc.write_text("\n".join(head + sections) + "\n")
