@@ -141,7 +141,7 @@ def unsupported_models(monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (("--model", "resnet20", "--input", "3x31x31"), "odd 31x31"),
     (("--model", "resnet20", "--log-n", "12"), "not 128-bit secure"),
-    (("--model", "resnet20", "--log-n", "20"), "log_n=20 unsupported"),
+    (("--model", "resnet20", "--log-n", "20"), "'--log-n': 20 is not in the range 10<=x<=17"),
     (("--model", "resnet20", "--input", "3x128x128", "--log-n", "13"), "does not fit"),
     (("--model", "nope"), "unknown model 'nope'; known: "),
     (("--model", "resnet20", "--cost-model", "nope"), "unknown cost model 'nope'"),
