@@ -44,6 +44,7 @@ from artemis_core.experiments.report import Table, build_table, render_table, ru
 from artemis_core.experiments.results import ResultStore, RunRecord
 from artemis_core.experiments.selection import choose_lams
 from artemis_core.he.latency import estimate_seconds, load_calibration
+from artemis_core.he.specs import OpCount
 from artemis_core.io import write_json_atomic
 from artemis_core.learning import checkpoint as ckpt
 from artemis_core.pruning.pipeline import HESetting
@@ -124,8 +125,8 @@ def records_of(out: Path, cost_model: str) -> list[RunRecord]:
 
 
 def dense_counts(out: Path, cost_model: str, log_n: int) -> dict[str, Any]:
-    """Dense accuracy per seed, and the dense plan's rotations by kind, PMult and
-    estimated seconds (the first seed's checkpoint: the count does not depend on it)."""
+    """The dense plan's op count and estimated seconds (the first seed's checkpoint: the
+    count does not depend on it)."""
     paths = sorted((out / "dense").glob("*.pt"))
     model, info = ckpt.load_model(paths[0])
     setting = HESetting.for_model(model, info.input_shape, cost_model, log_n)
@@ -178,7 +179,7 @@ class Analysis:
 
     records: list[RunRecord]
     log_n: int
-    dense_ops: Any
+    dense_ops: OpCount
     dense_seconds: float
     dense_accuracy: np.ndarray
     table: Table
@@ -209,7 +210,7 @@ def measure(study: Study, out: Path, cost_model: str) -> None:
         if pick:
             run = _members(analysis.records, pick["row"])[0]
             model = ckpt.load_model(out / "models" / (Path(run.key.file_name).stem + ".pt"))
-            models.append((f"{strategy} {pick['row']['target']}", model[0]))
+            models.append((model_label(strategy, pick["row"]), model[0]))
             labels.append(run.key.file_name)
     data = get("dataset", study.dataset)()
     images, truth = (t[: study.images] for t in data.load("test").tensors)
@@ -320,7 +321,7 @@ def claim2_text(chosen: dict[str, dict], encrypted: dict[str, Any] | None) -> li
             lines.append(f"| {strategy} | none within 1 pt | - | - | - |")
             continue
         row = pick["row"]
-        label = f"{strategy} {row['target']}"
+        label = model_label(strategy, row)
         lines.append(
             f"| {strategy} | {row['rotation_reduction']:.2f}× ({row['target']}, {row['at']}; "
             f"{100 * row['delta_accuracy']:+.2f} pt) | {pick['latency_reduction']:.2f}× | "
@@ -335,12 +336,19 @@ def claim2_text(chosen: dict[str, dict], encrypted: dict[str, Any] | None) -> li
 ENGINES = {"pyfhel": "Pyfhel (our program)", "orion": "Orion"}
 
 
-def engine_cell(encrypted: dict[str, Any] | None, name: str, label: str) -> str:
-    """One measured speed-up, or why there is none."""
+def model_label(strategy: str, row: dict[str, Any]) -> str:
+    """The name a strategy's claim-2 model is measured, and looked up, under."""
+    return f"{strategy} {row['target']}"
+
+
+def engine_cell(encrypted: dict[str, Any] | None, name: str, label: str,
+                refused: str = "refused (below)") -> str:
+    """One measured speed-up, or why there is none (``refused``: the engine refused the
+    study's models)."""
     if encrypted is None:
         return "not HE-friendly"
     if f"{name}_error" in encrypted:
-        return "refused (below)"
+        return refused
     row = next((r for r in encrypted.get(name, []) if r["model"] == label), None)
     if row is None:
         return "-"
@@ -382,9 +390,9 @@ def claim_summaries(study: Study, cost_model: str, analysis: Analysis,
         return claim1, f"* {where}: no pruned model within 1 pt of dense.", fully_diagonal
     strategy, pick = max(picks, key=lambda sp: (round(sp[1]["row"]["rotation_reduction"], 2),
                                                 sp[1]["latency_reduction"]))
-    label = f"{strategy} {pick['row']['target']}"
+    label = model_label(strategy, pick["row"])
     measured_text = "" if encrypted is None else "; measured " + ", ".join(
-        engine_cell(encrypted, name, label).replace(" (below)", "") + f" on {name.title()}"
+        engine_cell(encrypted, name, label, refused="refused") + f" on {name.title()}"
         for name in ENGINES)
     claim2 = (f"* {where}: {row_name(pick['row'])}, "
               f"{pick['row']['rotation_reduction']:.2f}× fewer rotations "
@@ -501,7 +509,10 @@ def main() -> None:
     args = parser.parse_args()
     by_name = {s.name: s for s in STUDIES}
     if args.measure:
-        name, cost_model = args.measure.split(":")
+        name, _, cost_model = args.measure.partition(":")
+        if name not in by_name or cost_model not in COST_MODELS:
+            sys.exit(f"--measure {args.measure}: allowed: STUDY:COST_MODEL with STUDY in "
+                     f"{', '.join(by_name)} and COST_MODEL in {', '.join(COST_MODELS)}")
         measure(by_name[name], args.out / name, cost_model)
         return
     studies = [s for s in STUDIES if not args.only or s.name in args.only.split(",")]
