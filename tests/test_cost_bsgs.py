@@ -239,6 +239,7 @@ def test_sim_executes_exactly_the_predicted_ops_and_the_masked_conv(layer, mask_
     backend = SimBackend(params)
     out = run_layer(plan, backend, x, weight, bias)
     assert backend.ops == plan.op_count()
+    assert backend.ops_by_level == plan.op_count_at(params.levels)
     expected = reference_output(spec, x, weight * mask, bias)
     assert out.shape == expected.shape
     assert (out - expected).abs().max().item() < 1e-9

@@ -79,6 +79,7 @@ def check_execution(layer, mask_kind, seed):
     backend = SimBackend(params)
     out = run_layer(plan, backend, x, weight, bias)
     assert backend.ops == plan.op_count()
+    assert backend.ops_by_level == plan.op_count_at(params.levels)  # each op at its level
     expected = reference_output(spec, x, weight * mask, bias)
     assert out.shape == expected.shape
     assert (out - expected).abs().max().item() < 1e-9

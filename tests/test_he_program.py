@@ -53,6 +53,7 @@ def _run_sim(program, image: torch.Tensor, params: HEParams = PARAMS):
     backend = get("he_backend", "sim")(params)
     backend.keygen(program.service.rotation_steps)
     outputs = program.run(backend, [backend.encrypt(v) for v in program.service.pack(image)])
+    assert backend.ops_by_level == program.op_count_by_level()  # every op at its level
     return program.service.read_logits([backend.decrypt(ct) for ct in outputs]), backend.ops
 
 

@@ -76,6 +76,7 @@ def _check_logits(model, program, client, server, images) -> None:
         error = float((logits - expected).abs().max() / expected.abs().max())
         assert error < 1e-5, (logits, expected)
         assert reply.ops == program.op_count()
+        assert reply.ops_by_level == program.op_count_by_level()
 
 
 def test_encrypted_logits_match_plaintext_logits(session):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 
 import pytest
 from hypothesis import given
@@ -11,21 +12,26 @@ from hypothesis import strategies as st
 
 from artemis_core.errors import ArtemisError, CalibrationError
 from artemis_core.he.latency import (
-    OP_FIELDS,
+    LEVEL_FIELDS,
     Calibration,
     estimate_seconds,
     load_calibration,
     save_calibration,
     user_calibration_path,
 )
-from artemis_core.he.specs import OpCount
+from artemis_core.he.specs import OpCount, add_levels
 
 
 def _calibration(**changes) -> Calibration:
+    """Seconds at levels 1..3 of a depth-3 chain: rotation and cmult quadratic in the
+    primes k = level + 1 (k² ms, 1.5·k² ms), the rest linear."""
     base = Calibration(
-        log_n=13, coeff_modulus_bits=(60, 40, 60), rotation=2e-3, pmult=1e-4, cmult=3e-3,
-        add=5e-5, rescale=6e-4, encode=4e-4, encrypt=3e-3, decrypt=1e-3,
-        rotation_key_bytes=1_600_000, machine="test box", measured_at="2026-01-01T00:00:00",
+        log_n=14, coeff_modulus_bits=(60, 40, 40, 40, 60),
+        rotation={1: 4e-3, 2: 9e-3, 3: 16e-3}, pmult={1: 2e-4, 2: 3e-4, 3: 4e-4},
+        cmult={1: 6e-3, 2: 13.5e-3, 3: 24e-3}, add={1: 6e-5, 2: 9e-5, 3: 1.2e-4},
+        rescale={1: 6e-4, 2: 9e-4, 3: 1.2e-3}, encode={1: 1e-3, 2: 1e-3, 3: 1e-3},
+        encrypt=8e-3, decrypt=3e-3, rotation_key_bytes=1_600_000, machine="test box",
+        measured_at="2026-01-01T00:00:00",
     )
     return replace(base, **changes)
 
@@ -45,13 +51,13 @@ def test_save_then_load_round_trips(tmp_path):
 
 def test_save_replaces_an_existing_file(tmp_path):
     path = tmp_path / "cal.json"
-    save_calibration(_calibration(rotation=1.0), path)
-    save_calibration(_calibration(rotation=2.0), path)
-    assert load_calibration(path).rotation == 2.0
+    save_calibration(_calibration(rotation={3: 1.0}), path)
+    save_calibration(_calibration(rotation={3: 2.0}), path)
+    assert load_calibration(path).rotation == {3: 2.0}
 
 
 def test_default_path_is_the_user_file(config_home):
-    cal = _calibration(rotation=0.5)
+    cal = _calibration(rotation={2: 0.5})
     assert save_calibration(cal) == config_home / "artemis" / "calibration.json"
     assert user_calibration_path() == config_home / "artemis" / "calibration.json"
     assert load_calibration() == cal
@@ -59,9 +65,14 @@ def test_default_path_is_the_user_file(config_home):
 
 def test_without_a_user_file_the_shipped_default_loads(config_home):
     cal = load_calibration()
-    assert (cal.log_n, cal.coeff_modulus_bits) == (14, (60, 40, 40, 60))
-    assert all(getattr(cal, op) > 0 for op in OP_FIELDS)
-    assert cal.rotation > cal.pmult > cal.add  # key switching dominates
+    assert (cal.log_n, cal.coeff_modulus_bits) == (14, (60, 40, 40, 40, 40, 60))
+    assert all(set(getattr(cal, op)) == {1, 2, 3, 4} for op in LEVEL_FIELDS)
+    for level in range(5):
+        price = partial(cal.price, level=level)
+        assert price("rotation") > price("pmult") > price("add") > 0  # key switching dominates
+    for op in ("rotation", "pmult", "cmult", "add", "rescale"):  # fewer primes, less work
+        assert [cal.price(op, level) for level in range(5)] == sorted(
+            cal.price(op, level) for level in range(5))
     assert "2^14" in cal.note
 
 
@@ -103,19 +114,59 @@ def test_an_unwritable_path_is_an_artemis_error(tmp_path):
         save_calibration(_calibration(), blocker / "cal.json")  # its parent is a file
 
 
-def test_negative_latency_is_refused():
-    with pytest.raises(CalibrationError, match="rotation"):
-        _calibration(rotation=-1.0)
+@pytest.mark.parametrize("changes, message", [
+    ({"rotation": {1: -1.0}}, "'rotation': {1: -1.0}; expected non-negative seconds"),
+    ({"pmult": {4: 1e-4}}, "'pmult': {4: 0.0001}; expected non-negative seconds at levels 0..3"),
+    ({"add": {}}, "'add': no level"),
+    ({"encrypt": -1.0}, "must be non-negative seconds"),
+    ({"rescale": 1e-3}, "'rescale' is 0.001, not seconds per level.*artemis calibrate"),
+])
+def test_bad_latencies_are_named(changes, message):
+    with pytest.raises(CalibrationError, match=message):
+        _calibration(**changes)
 
 
-def test_estimate_is_ops_times_latencies():
+def test_a_calibration_from_before_per_level_prices_is_refused_with_the_fix(tmp_path):
+    old = {**_calibration().to_dict(), "rotation": 4.8e-3, "pmult": 3.3e-4}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(CalibrationError, match=f"{path}: .*must be measured again"):
+        load_calibration(path)
+
+
+def test_prices_fit_the_measured_levels_and_extend_to_the_others():
+    cal = _calibration()
+    for level in (0, 1, 2, 3, 5):
+        k = level + 1
+        assert cal.price("rotation", level) == pytest.approx(1e-3 * k * k)  # quadratic
+        assert cal.price("cmult", level) == pytest.approx(1.5e-3 * k * k)
+        assert cal.price("pmult", level) == pytest.approx(1e-4 * k)  # linear
+        assert cal.price("add", level) == pytest.approx(3e-5 * k)
+    assert cal.price("encode", 7) == pytest.approx(1e-3)
+    # fewer measured levels than the degree: the fit lowers its degree
+    two = _calibration(rotation={1: 4e-3, 2: 9e-3})
+    assert two.price("rotation", 3) == pytest.approx(14e-3)  # the line through both
+    assert _calibration(add={3: 1e-4}).price("add", 0) == pytest.approx(1e-4)
+    with pytest.raises(CalibrationError, match="op 'encrypt'; priced per level"):
+        cal.price("encrypt", 1)
+
+
+def test_estimate_prices_each_op_at_its_level_without_an_encode():
     cal = _calibration()
     ops = OpCount(input_rotations=8, output_rotations=15, other_rotations=1, pmult=144,
                   cmult=2, adds=150, rescales=1, rotation_steps=frozenset({1, 2}))
-    expected = (24 * cal.rotation + 144 * (cal.pmult + cal.encode) + 2 * cal.cmult
-                + 150 * cal.add + 1 * cal.rescale)
-    assert estimate_seconds(ops, cal) == pytest.approx(expected)
+
+    def priced(level: int) -> float:
+        k = level + 1
+        return (24 * 1e-3 * k * k + 144 * 1e-4 * k + 2 * 1.5e-3 * k * k + 150 * 3e-5 * k
+                + 1 * 3e-4 * k)
+
+    assert estimate_seconds(ops, cal) == pytest.approx(priced(3))  # the chain's top
+    assert estimate_seconds(ops, cal, level=1) == pytest.approx(priced(1))
+    assert estimate_seconds({3: ops, 1: ops}, cal) == pytest.approx(priced(3) + priced(1))
     assert estimate_seconds(OpCount(), cal) == 0.0
+    assert estimate_seconds(ops, cal) == estimate_seconds(
+        ops, replace(cal, encode={1: 9.0, 3: 9.0}))  # weights are encoded once, offline
 
 
 counts = st.builds(OpCount, input_rotations=st.integers(0, 500),
@@ -123,8 +174,10 @@ counts = st.builds(OpCount, input_rotations=st.integers(0, 500),
                    adds=st.integers(0, 5000), rescales=st.integers(0, 50))
 
 
-@given(counts, counts)
-def test_estimate_adds_up_over_layers(a, b):
+@given(counts, counts, st.integers(0, 3), st.integers(0, 3))
+def test_estimate_adds_up_over_layers_and_levels(a, b, level_a, level_b):
     cal = _calibration()
     assert estimate_seconds(a + b, cal) == pytest.approx(
         estimate_seconds(a, cal) + estimate_seconds(b, cal))
+    assert estimate_seconds(add_levels({level_a: a}, {level_b: b}), cal) == pytest.approx(
+        estimate_seconds(a, cal, level_a) + estimate_seconds(b, cal, level_b))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from artemis_plugins.backends.pyfhel import PyfhelBackend, PyfhelCiphertext
-from Pyfhel import PyCtxt, PyPtxt
+from Pyfhel import PyCtxt
 
 from ..errors import BackendError, ParamsError
 from ..he.backend import canonical_step
@@ -79,7 +79,7 @@ class PyfhelEvaluator(PyfhelBackend):
         self._primes = [float(q) for q in he.get_qi()]
         self._steps = frozenset(canonical_step(s, params.slots) for s in keys.rotation_steps)
         self._has_keys = True  # public key: encryption works, decryption does not
-        self._plaintexts: dict[tuple[bytes, int, float], PyPtxt] = {}
+        self._plaintexts = {}  # a server encodes each weight plaintext once
 
     def keygen(self, rotation_steps: Iterable[int]) -> None:
         """Refused: keys come from the client, which alone holds the secret key."""
@@ -90,10 +90,3 @@ class PyfhelEvaluator(PyfhelBackend):
         """Refused: only the client, which holds the secret key, can decrypt."""
         raise BackendError("the server holds no secret key and cannot decrypt; "
                            "send the ciphertext back to the client")
-
-    def _encode(self, vector: np.ndarray, level: int, scale: float) -> PyPtxt:
-        key = (vector.tobytes(), level, scale)
-        plain = self._plaintexts.get(key)
-        if plain is None:
-            plain = self._plaintexts[key] = super()._encode(vector, level, scale)
-        return plain

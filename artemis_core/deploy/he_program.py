@@ -26,10 +26,10 @@ from torch import nn
 
 from ..errors import ParamsError, SpecError
 from ..he.backend import HEBackend
-from ..he.cost_model import CostModel, LayerPlan
+from ..he.cost_model import CostModel, LayerPlan, split_at_rescale
 from ..he.extract import extract_specs
 from ..he.params import HEParams
-from ..he.specs import ConvSpec, OpCount
+from ..he.specs import ConvSpec, OpCount, add_levels
 from ..learning.polyact import PolyAct
 
 SUPPORTED_LAYERS = ("Conv2d (optionally followed by BatchNorm2d), PolyAct, then "
@@ -50,6 +50,11 @@ class Step(ABC):
     @abstractmethod
     def op_count(self) -> OpCount:
         """Operations :meth:`run` performs."""
+
+    def op_count_at(self, level: int) -> dict[int, OpCount]:
+        """:meth:`op_count` by the level each operation runs at, for inputs at ``level``
+        (all at ``level`` unless the step keeps working after its rescale)."""
+        return split_at_rescale(level, self.op_count(), OpCount())
 
 
 def _live(name: str, cts: list[Any]) -> list[Any]:
@@ -76,6 +81,10 @@ class ConvStep(Step):
         """The plan's count."""
         return self.plan.op_count()
 
+    def op_count_at(self, level: int) -> dict[int, OpCount]:
+        """The plan's count by level."""
+        return self.plan.op_count_at(level)
+
 
 @dataclass(frozen=True)
 class PolyStep(Step):
@@ -97,8 +106,13 @@ class PolyStep(Step):
 
     def op_count(self) -> OpCount:
         """Per ciphertext: 1 product, 2 additions, 1 rescale."""
+        return sum(self.op_count_at(1).values(), OpCount())
+
+    def op_count_at(self, level: int) -> dict[int, OpCount]:
+        """The shift, product and rescale at ``level``; the offset one level lower."""
         blocks = len(self.offset)
-        return OpCount(cmult=blocks, adds=2 * blocks, rescales=blocks)
+        return split_at_rescale(level, OpCount(cmult=blocks, adds=blocks, rescales=blocks),
+                                OpCount(adds=blocks))
 
 
 @dataclass(frozen=True)
@@ -163,6 +177,16 @@ class HEProgram:
     def op_count(self) -> OpCount:
         """Operations of one encrypted inference."""
         return sum((s.op_count() for s in self.steps), OpCount())
+
+    def op_count_by_level(self) -> dict[int, OpCount]:
+        """:meth:`op_count` by the level each operation runs at (the server's
+        ``ops_by_level`` for one inference): each step starts at the level its
+        predecessors left."""
+        level, parts = self.service.params.levels, []
+        for step in self.steps:
+            parts.append(step.op_count_at(level))
+            level -= 1 if step.op_count().rescales else 0
+        return add_levels(*parts)
 
     def run(self, backend: HEBackend, cts: list[Any]) -> list[Any]:
         """Evaluate every step; returns the output ciphertexts."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from artemis_plugins.backends.pyfhel import PyfhelBackend
 
-from ..he.specs import OpCount
+from ..he.specs import LevelCounts, OpCount
 from .evaluator import EvaluationKeys, PyfhelEvaluator, from_bytes, to_bytes
 from .he_program import HEProgram, ServiceInfo
 
@@ -50,10 +50,12 @@ class Client:
 
 @dataclass(frozen=True)
 class Reply:
-    """The server's answer to one query and the operations it executed."""
+    """The server's answer to one query and the operations it executed (in all, and
+    by level)."""
 
     outputs: list[bytes]
     ops: OpCount
+    ops_by_level: LevelCounts
 
 
 class Server:
@@ -76,4 +78,5 @@ class Server:
         top = self.program.service.params.levels
         outputs = self.program.run(self.backend, [from_bytes(self.backend, b, top)
                                                   for b in inputs])
-        return Reply([to_bytes(ct) for ct in outputs], self.backend.ops)
+        return Reply([to_bytes(ct) for ct in outputs], self.backend.ops,
+                     self.backend.ops_by_level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -12,7 +13,7 @@ import numpy as np
 from ..errors import BackendError
 from ..registry import declare_kind
 from .params import HEParams
-from .specs import OpCount
+from .specs import LevelCounts, OpCount
 
 #: Purpose of a rotation -> the OpCount field that counts it.
 ROTATION_FIELDS = {
@@ -43,14 +44,42 @@ class HEBackend(ABC):
 
     def __init__(self, params: HEParams) -> None:
         self.params = params
-        self.ops = OpCount()
+        self.reset_counts()
 
     def reset_counts(self) -> None:
         """Start counting from zero."""
-        self.ops = OpCount()
+        self._counts: Counter[tuple[int, str]] = Counter()  # (level, OpCount field) -> n
+        self._steps_used: defaultdict[int, set[int]] = defaultdict(set)  # level -> steps
 
-    def _count(self, **delta: Any) -> None:
-        self.ops = self.ops + OpCount(**delta)
+    @property
+    def ops(self) -> OpCount:
+        """Every operation counted since the last :meth:`reset_counts`."""
+        return sum(self.ops_by_level.values(), OpCount())
+
+    @property
+    def ops_by_level(self) -> LevelCounts:
+        """The counted operations by the level (rescales left) of the ciphertext they
+        ran on (prices differ by level: see :mod:`artemis_core.he.latency`)."""
+        fields: defaultdict[int, dict[str, int]] = defaultdict(dict)
+        for (level, name), n in self._counts.items():
+            fields[level][name] = n
+        return {level: OpCount(**fields[level],
+                               rotation_steps=frozenset(self._steps_used.get(level, ())))
+                for level in sorted(fields)}
+
+    def _encrypt_level(self, level: int | None) -> int:
+        """``level`` checked against the chain (``None``: the top level)."""
+        if level is None:
+            return self.params.levels
+        if not isinstance(level, int) or not 0 <= level <= self.params.levels:
+            raise BackendError(f"encrypt: level={level!r}; allowed: 0..{self.params.levels} "
+                               f"(rescales left in {list(self.params.coeff_modulus_bits)})")
+        return level
+
+    def _count(self, level: int, **delta: int) -> None:
+        """Count operations on a ciphertext at ``level``."""
+        for name, n in delta.items():
+            self._counts[level, name] += n
 
     @contextmanager
     def rotation_purpose(self, purpose: str) -> Iterator[None]:
@@ -65,10 +94,11 @@ class HEBackend(ABC):
         finally:
             self._rotation_field = previous
 
-    def _count_rotation(self, step: int) -> None:
-        """Count one rotation by ``step`` under the current purpose."""
-        self._count(**{self._rotation_field: 1},
-                    rotation_steps=frozenset({canonical_step(step, self.params.slots)}))
+    def _count_rotation(self, level: int, step: int) -> None:
+        """Count one rotation by ``step`` of a ciphertext at ``level`` under the current
+        purpose."""
+        self._counts[level, self._rotation_field] += 1
+        self._steps_used[level].add(canonical_step(step, self.params.slots))
 
     @abstractmethod
     def keygen(self, rotation_steps: Iterable[int]) -> None:
@@ -76,8 +106,9 @@ class HEBackend(ABC):
         (positive = left shift). Replaces any earlier rotation keys."""
 
     @abstractmethod
-    def encrypt(self, values: np.ndarray) -> Any:
-        """Encrypt a real vector of at most ``params.slots`` values at the top level."""
+    def encrypt(self, values: np.ndarray, level: int | None = None) -> Any:
+        """Encrypt a real vector of at most ``params.slots`` values at ``level`` (rescales
+        left; ``None``: the top level, ``params.levels``)."""
 
     @abstractmethod
     def decrypt(self, ct: Any) -> np.ndarray:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +16,8 @@ from .specs import ConvSpec, OpCount
 
 if TYPE_CHECKING:
     from .backend import HEBackend
+
+T = TypeVar("T")
 
 
 class LayerPlan(ABC):
@@ -32,6 +35,13 @@ class LayerPlan(ABC):
     def op_count(self) -> OpCount:
         """Operations that :meth:`execute` will perform."""
 
+    def op_count_at(self, level: int) -> dict[int, OpCount]:
+        """:meth:`op_count` by the level each operation runs at, for inputs that arrive
+        at ``level`` (rescales left), as a backend's ``ops_by_level`` counts them. By
+        default every operation runs at ``level``; a plan that rescales and then keeps
+        working overrides this (see :func:`split_at_rescale`)."""
+        return split_at_rescale(level, self.op_count(), OpCount())
+
     @abstractmethod
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
         """Slot vectors (length ``params.slots``) holding input ``x`` of shape C×H×W."""
@@ -40,6 +50,16 @@ class LayerPlan(ABC):
     def unpack(self, slots: list[np.ndarray | None]) -> torch.Tensor:
         """The layer's output tensor (C_out×H'×W') read back from output slot vectors
         (``None`` for an output :meth:`execute` did not compute: all zero)."""
+
+    def _weight_plaintexts(self, weight: torch.Tensor, build: Callable[[], T]) -> T:
+        """``build()`` (the slot vectors of ``weight``'s plaintexts), built once and
+        reused while the plan executes with the same weight values, as a server does for
+        every query."""
+        key = weight.detach().to(torch.float64).contiguous().numpy().tobytes()
+        memo = getattr(self, "_plaintext_memo", None)
+        if memo is None or memo[0] != key:
+            memo = self._plaintext_memo = (key, build())
+        return memo[1]
 
     def details(self) -> dict[str, Any]:
         """Figures of the plan that only this cost model has, JSON-ready (``artemis
@@ -54,6 +74,13 @@ class LayerPlan(ABC):
         """Run the layer on ciphertexts ``inputs`` (as packed by :meth:`pack`) and return
         the output ciphertexts. Pruned work (zero rotations/masks) is skipped; an output
         with no live product is ``None`` (see :func:`artemis_core.he.executor.decrypt_output`)."""
+
+
+def split_at_rescale(level: int, before: OpCount, after: OpCount) -> dict[int, OpCount]:
+    """A layer's count by level: ``before`` its rescale at the input ``level``, ``after``
+    it one level lower (levels with no operation left out)."""
+    parts = {level: before, level - 1: after}
+    return {at: ops for at, ops in sorted(parts.items()) if ops != OpCount()}
 
 
 @dataclass(frozen=True)

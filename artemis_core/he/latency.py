@@ -1,72 +1,134 @@
 """The latency model: an OpCount times per-operation latencies measured on one machine.
 
-``artemis calibrate`` measures the latencies (:class:`Calibration`) and stores them as
-JSON; :func:`estimate_seconds` turns any :class:`OpCount` into estimated seconds.
+``artemis calibrate`` measures the latencies (:class:`Calibration`, per level of the
+modulus chain) and stores them as JSON; :func:`estimate_seconds` turns an
+:class:`OpCount`, or one per level, into estimated seconds.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import MISSING, asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import CalibrationError
 from ..io import write_json_atomic
-from .specs import OpCount
+from .specs import LevelCounts, OpCount
 
+#: Operations priced at the level they run at: seconds measured at each level.
+LEVEL_FIELDS = ("rotation", "pmult", "cmult", "add", "rescale", "encode")
 #: Seconds-per-operation fields of a :class:`Calibration`, in table order.
-OP_FIELDS = ("rotation", "pmult", "cmult", "add", "rescale", "encode", "encrypt", "decrypt")
+OP_FIELDS = (*LEVEL_FIELDS, "encrypt", "decrypt")
+#: Degree of the fitted price in the number of primes a ciphertext holds: a key switch
+#: (rotation; cmult's relinearisation) decomposes into one digit per prime and extends
+#: each to every prime, so it grows quadratically; the other operations work prime by
+#: prime, so linearly.
+FIT_DEGREE = {"rotation": 2, "cmult": 2}
 USER_FILE = Path("artemis") / "calibration.json"
 DEFAULT_RESOURCE = "data/calibration_default.json"
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Median seconds per CKKS operation for one parameter set on one machine.
+    """Median seconds per CKKS operation for one ring size on one machine.
 
-    ``rotation`` is one key switch (rotate), ``pmult`` a ciphertext x plaintext product
-    without its encoding (``encode`` is the encoding of one plaintext), ``cmult`` a
-    ciphertext x ciphertext product with relinearisation; ``rotation_key_bytes`` is
-    the size of one rotation key. All timed at the top level of a fresh ciphertext, in
-    CPU seconds of the executing thread (wall time on an idle machine).
+    The :data:`LEVEL_FIELDS` hold ``{level: seconds}`` measured at every level from the
+    chain's top down to 1 (level = rescales left: the ciphertext holds level + 1
+    primes); :meth:`price` fits them as a polynomial in the number of primes
+    (:data:`FIT_DEGREE`), so that any level is priced, also one below or above those
+    measured. ``rotation`` is one key switch, ``pmult`` a ciphertext x plaintext
+    product with the plaintext already encoded (the server encodes each weight once;
+    ``encode`` is one encoding), ``cmult`` a ciphertext x ciphertext product with
+    relinearisation; ``encrypt`` and ``decrypt`` are timed at the top level and
+    ``rotation_key_bytes`` is the size of one rotation key. CPU seconds of the executing
+    thread (wall time on an idle machine), each through the backend's own call as the
+    server makes it.
     """
 
     log_n: int
     coeff_modulus_bits: tuple[int, ...]
-    rotation: float
-    pmult: float
-    cmult: float
-    add: float
-    rescale: float
-    encode: float
+    rotation: Mapping[int, float]
+    pmult: Mapping[int, float]
+    cmult: Mapping[int, float]
+    add: Mapping[int, float]
+    rescale: Mapping[int, float]
+    encode: Mapping[int, float]
     encrypt: float
     decrypt: float
     rotation_key_bytes: int
     machine: str = ""
     measured_at: str = ""
     note: str = ""
+    _fits: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coeff_modulus_bits", tuple(self.coeff_modulus_bits))
-        bad = {f: getattr(self, f) for f in OP_FIELDS
-               if not isinstance(getattr(self, f), int | float) or getattr(self, f) < 0}
+        for name in LEVEL_FIELDS:
+            object.__setattr__(self, name, self._levels(name, getattr(self, name)))
+        bad = {f: getattr(self, f) for f in ("encrypt", "decrypt")
+               if not _is_seconds(getattr(self, f))}
         if bad:
             raise CalibrationError(f"calibration latencies {bad} must be non-negative seconds")
+        fits = {}
+        for name in LEVEL_FIELDS:
+            table = getattr(self, name)
+            primes = np.array([level + 1 for level in table], dtype=np.float64)
+            degree = min(FIT_DEGREE.get(name, 1), len(table) - 1)
+            fits[name] = np.polyfit(primes, np.array(list(table.values())), degree)
+        object.__setattr__(self, "_fits", fits)
+
+    def _levels(self, name: str, table: Any) -> dict[int, float]:
+        top = len(self.coeff_modulus_bits) - 2
+        if not isinstance(table, Mapping):
+            raise CalibrationError(
+                f"calibration field {name!r} is {table!r}, not seconds per level; "
+                "calibrations made before per-level prices must be measured again: "
+                "run `artemis calibrate`"
+            )
+        try:
+            levels = {int(level): seconds for level, seconds in table.items()}
+        except ValueError as exc:
+            raise CalibrationError(f"calibration field {name!r}: level {exc}") from exc
+        bad = {k: v for k, v in levels.items() if not (0 <= k <= top and _is_seconds(v))}
+        if not levels or bad:
+            raise CalibrationError(
+                f"calibration field {name!r}: {bad or 'no level'}; expected non-negative "
+                f"seconds at levels 0..{top} of the chain {list(self.coeff_modulus_bits)}"
+            )
+        return dict(sorted(levels.items()))
+
+    @property
+    def top_level(self) -> int:
+        """Rescales left on a fresh ciphertext of the calibrated chain."""
+        return len(self.coeff_modulus_bits) - 2
+
+    def price(self, op: str, level: int) -> float:
+        """Seconds of one ``op`` (one of :data:`LEVEL_FIELDS`) on a ciphertext at
+        ``level``, from the fit over the measured levels (never below zero)."""
+        if op not in LEVEL_FIELDS:
+            raise CalibrationError(f"op {op!r}; priced per level: {', '.join(LEVEL_FIELDS)}")
+        return max(float(np.polyval(self._fits[op], level + 1)), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         out["coeff_modulus_bits"] = list(self.coeff_modulus_bits)
+        for name in LEVEL_FIELDS:
+            out[name] = {str(level): seconds for level, seconds in getattr(self, name).items()}
         return out
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "calibration") -> Calibration:
         """Build from :meth:`to_dict`'s output; a missing or unknown field is an error."""
-        names = {f.name for f in fields(cls)}
-        required = {f.name for f in fields(cls) if f.default is MISSING}
+        names = {f.name for f in fields(cls) if f.init}
+        required = {f.name for f in fields(cls) if f.init and f.default is MISSING}
         if not isinstance(data, dict):
             raise CalibrationError(f"{source}: expected a JSON object, got {type(data).__name__}")
         missing = sorted(required - set(data))
@@ -80,23 +142,32 @@ class Calibration:
             return cls(**data)
         except TypeError as exc:
             raise CalibrationError(f"{source}: {exc}") from exc
+        except CalibrationError as exc:
+            raise CalibrationError(f"{source}: {exc}") from exc
 
 
-def estimate_seconds(ops: OpCount, calibration: Calibration) -> float:
-    """Estimated seconds to execute ``ops`` on the calibrated machine.
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
-    Each PMult also pays one plaintext encoding: executors encode a weight mask when
-    they multiply by it (keeping every encoded weight would cost more memory than
-    the rotation keys), so encoding is part of the online cost.
-    """
-    c = calibration
-    return (
-        ops.rotations * c.rotation
-        + ops.pmult * (c.pmult + c.encode)
-        + ops.cmult * c.cmult
-        + ops.adds * c.add
-        + ops.rescales * c.rescale
-    )
+
+def estimate_seconds(ops: OpCount | LevelCounts, calibration: Calibration,
+                     level: int | None = None) -> float:
+    """Estimated server seconds to execute ``ops`` on the calibrated machine, each
+    operation priced at the level it runs at: ``ops`` by level (as
+    :attr:`HEBackend.ops_by_level` or :meth:`HEProgram.op_count_by_level` give them), or
+    one :class:`OpCount` priced at ``level`` (``None``: the calibrated chain's top).
+
+    A PMult costs no encoding: the server encodes each weight plaintext once (see
+    :class:`~artemis_core.deploy.evaluator.PyfhelEvaluator`)."""
+    if isinstance(ops, OpCount):
+        ops = {calibration.top_level if level is None else level: ops}
+    total = 0.0
+    for at, count in ops.items():
+        price = partial(calibration.price, level=at)
+        total += (count.rotations * price("rotation") + count.pmult * price("pmult")
+                  + count.cmult * price("cmult") + count.adds * price("add")
+                  + count.rescales * price("rescale"))
+    return total
 
 
 def user_calibration_path() -> Path:

@@ -69,6 +69,13 @@ class HEParams:
             raise ParamsError(f"depth={depth} must be non-negative")
         return cls(log_n, (60, *([scale_bits] * depth), 60), scale_bits, **kwargs)
 
+    @classmethod
+    def deepest(cls, log_n: int, max_depth: int, scale_bits: int = 40) -> HEParams:
+        """The chain [60, scale_bits x depth, 60] with the most rescales (at most
+        ``max_depth``, at least 1) that is 128-bit secure at N = 2^log_n."""
+        room = MAX_LOG_Q_128.get(log_n, 0) - 2 * MAX_PRIME_BITS
+        return cls.with_depth(log_n, max(1, min(max_depth, room // scale_bits)), scale_bits)
+
     @property
     def security(self) -> str:
         """What the parameters are: ``128-bit`` (HE Standard, N <= 2^15: SEAL checks it

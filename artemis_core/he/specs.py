@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from ..errors import SpecError
@@ -104,3 +105,16 @@ class OpCount:
         out["keys"] = self.keys
         out["rotation_steps"] = sorted(self.rotation_steps)
         return out
+
+
+#: Operations by the level (rescales left) of the ciphertexts they run on.
+LevelCounts = Mapping[int, OpCount]
+
+
+def add_levels(*parts: LevelCounts) -> dict[int, OpCount]:
+    """Level-wise sum of per-level counts, levels in ascending order."""
+    total: dict[int, OpCount] = {}
+    for part in parts:
+        for level, ops in part.items():
+            total[level] = total.get(level, OpCount()) + ops
+    return dict(sorted(total.items()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ from artemis_core.he.params import SEAL_MAX_LOG_N, HEParams
 #: Relative scale difference SEAL still accepts as "the same scale" (it compares
 #: doubles to within a few ulps); anything larger is a mismatch we report ourselves.
 SCALE_RTOL = 1e-12
-#: Distinct operands cycled through when timing primitives.
-POOL = 8
+#: Bytes of distinct ciphertexts cycled through when timing primitives: twice the
+#: build machine's 32 MiB last-level cache, so that operands come from memory as in a
+#: layer (a pool that fits in cache times PMults and additions 15-20 % fast).
+POOL_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class PyfhelBackend(HEBackend):
         self._primes = [float(q) for q in self._he.get_qi()]
         self._steps: frozenset[int] = frozenset()
         self._has_keys = False
+        #: Encoded plaintexts by (values, level, scale) when kept (see :meth:`_encode`).
+        self._plaintexts: dict[tuple[bytes, int, float], PyPtxt] | None = None
 
     @property
     def pyfhel(self) -> Pyfhel:
@@ -114,12 +119,16 @@ class PyfhelBackend(HEBackend):
                 self._he.rotateKeyGen(rot_steps=sorted(steps))
         self._steps = frozenset(steps)
 
-    def encrypt(self, values: np.ndarray) -> PyfhelCiphertext:
-        """Encrypt up to ``slots`` real values (zero-padded) at the top level."""
+    def encrypt(self, values: np.ndarray, level: int | None = None) -> PyfhelCiphertext:
+        """Encrypt up to ``slots`` real values (zero-padded) at ``level`` (``None``: the
+        top level; lower levels are reached by dropping primes, the scale unchanged)."""
         self._require_keys("encrypt")
+        level = self._encrypt_level(level)
         with _seal("encrypt"):
             ctxt = self._he.encryptFrac(self._slots_vector(values, "encrypt"))
-        return PyfhelCiphertext(ctxt, self.params.levels, id(self))
+            for _ in range(self.params.levels - level):
+                self._he.mod_switch_to_next(ctxt)
+        return PyfhelCiphertext(ctxt, level, id(self))
 
     def decrypt(self, ct: PyfhelCiphertext) -> np.ndarray:
         """Decrypt to ``slots`` real values."""
@@ -139,7 +148,7 @@ class PyfhelBackend(HEBackend):
             )
         with _seal("rotate"):
             out = self._he.rotate(ct.ctxt, canonical, True)
-        self._count_rotation(canonical)
+        self._count_rotation(ct.level, canonical)
         return PyfhelCiphertext(out, ct.level, ct.owner)
 
     def add(self, a: PyfhelCiphertext, b: PyfhelCiphertext) -> PyfhelCiphertext:
@@ -147,7 +156,7 @@ class PyfhelBackend(HEBackend):
         self._check_pair(a, b, "add")
         with _seal("add"):
             out = self._he.add(a.ctxt, b.ctxt, True)
-        self._count(adds=1)
+        self._count(a.level, adds=1)
         return PyfhelCiphertext(out, a.level, a.owner)
 
     def multiply_plain(self, ct: PyfhelCiphertext, values: np.ndarray) -> PyfhelCiphertext:
@@ -166,7 +175,7 @@ class PyfhelBackend(HEBackend):
         plain = self._encode(vector, ct.level, prime)
         with _seal("multiply_plain"):
             out = self._he.multiply_plain(ct.ctxt, plain, True)
-        self._count(pmult=1)
+        self._count(ct.level, pmult=1)
         return PyfhelCiphertext(out, ct.level, ct.owner)
 
     def add_plain(self, ct: PyfhelCiphertext, values: np.ndarray) -> PyfhelCiphertext:
@@ -175,7 +184,7 @@ class PyfhelBackend(HEBackend):
         plain = self._encode(self._slots_vector(values, "add_plain"), ct.level, ct.scale)
         with _seal("add_plain"):
             out = self._he.add_plain(ct.ctxt, plain, True)
-        self._count(adds=1)
+        self._count(ct.level, adds=1)
         return PyfhelCiphertext(out, ct.level, ct.owner)
 
     def rescale(self, ct: PyfhelCiphertext) -> PyfhelCiphertext:
@@ -190,7 +199,7 @@ class PyfhelBackend(HEBackend):
         out = ct.ctxt.copy()
         with _seal("rescale"):
             self._he.rescale_to_next(out)
-        self._count(rescales=1)
+        self._count(ct.level, rescales=1)
         return PyfhelCiphertext(out, ct.level - 1, ct.owner)
 
     def multiply(self, a: PyfhelCiphertext, b: PyfhelCiphertext) -> PyfhelCiphertext:
@@ -201,45 +210,60 @@ class PyfhelBackend(HEBackend):
         with _seal("multiply"):
             out = self._he.multiply(a.ctxt, b.ctxt, True)
             self._he.relinearize(out)
-        self._count(cmult=1)
+        self._count(a.level, cmult=1)
         return PyfhelCiphertext(out, a.level, a.owner)
 
     def measure_latencies(self, repeats: int = 20,
-                          progress: Callable[[str], None] | None = None) -> dict[str, float]:
+                          progress: Callable[[str], None] | None = None,
+                          ) -> dict[str, float | dict[int, float]]:
         """Median seconds of each primitive (``latency.OP_FIELDS``) over ``repeats``
-        runs on random data at the top level (``progress(op)`` after each). ``pmult``
-        excludes the plaintext's encoding, which ``encode`` times. Leaves one rotation
-        key (step 1), so :attr:`rotation_key_bytes` is one key's size; op counts are left
-        as they were."""
+        runs on random data (``progress(op)`` after each): the per-level operations
+        (``latency.LEVEL_FIELDS``) at every level from the top down to 1, as ``{level:
+        seconds}``, encryption and decryption at the top level. ``pmult`` is the
+        server's product with an already encoded plaintext (it encodes each weight once);
+        ``encode`` times the encoding; rotations cycle over many keys, as a layer's do.
+        Leaves one rotation key (step 1), so
+        :attr:`rotation_key_bytes` is one key's size; op counts are left as they were."""
         if repeats < 1:
             raise BackendError(f"repeats={repeats} must be at least 1")
-        saved_ops = self.ops
-        step = 1
-        self.keygen([step])
-        # Distinct operands in turn, as in a layer: timing one ciphertext over and over
-        # keeps it in cache and underestimates every operation by ~20 %.
-        xs = np.random.default_rng(0).uniform(-1, 1, (POOL, self.params.slots))
-        cts = [self.encrypt(x) for x in xs]
-        level = cts[0].level
-        prime = self._rescale_prime(level)
-        plains = [self._encode(x, level, prime) for x in xs]
-        products = [self.multiply_plain(ct, x) for ct, x in zip(cts, xs, strict=True)]
-        ops: dict[str, Callable[[int], Any]] = {
-            "rotation": lambda i: self.rotate(cts[i], step),
-            "pmult": lambda i: self._he.multiply_plain(cts[i].ctxt, plains[i - 1], True),
-            "cmult": lambda i: self.multiply(cts[i], cts[i - 1]),
-            "add": lambda i: self.add(cts[i], cts[i - 1]),
-            "rescale": lambda i: self.rescale(products[i]),
-            "encode": lambda i: self._encode(xs[i], level, prime),
-            "encrypt": lambda i: self.encrypt(xs[i]),
-            "decrypt": lambda i: self.decrypt(cts[i]),
-        }
-        medians = {}
-        for name, op in ops.items():
-            medians[name] = _median_seconds(op, repeats)
-            if progress is not None:
-                progress(name)
-        self.ops = saved_ops
+        saved = self._counts.copy(), {k: set(v) for k, v in self._steps_used.items()}
+        saved_plaintexts, self._plaintexts = self._plaintexts, {}
+        # Distinct operands and rotation keys in turn, as in a layer: one ciphertext or
+        # one key over and over stays in cache and times every operation 10-20 % fast.
+        # (A ciphertext: 2 polynomials of N 64-bit words per prime at the top level.)
+        pool = max(8, -(-POOL_BYTES // (2 * self.params.n * 8 * (self.params.levels + 1))))
+        steps = range(1, 1 + min(pool, max(8, -(-POOL_BYTES // self.params.rotation_key_bytes)),
+                                 self.params.slots // 2 - 1))
+        self.keygen(steps)
+        xs = np.random.default_rng(0).uniform(-1, 1, (pool, self.params.slots))
+        top = self.params.levels
+        medians: dict[str, Any] = {}
+        for level in range(top, 0, -1):
+            cts = [self.encrypt(x, level) for x in xs]
+            prime = self._rescale_prime(level)
+            products = [self.multiply_plain(ct, x) for ct, x in zip(cts, xs, strict=True)]
+            ops: dict[str, Callable[[int], Any]] = {
+                "rotation": lambda i: self.rotate(cts[i], steps[i % len(steps)]),
+                "pmult": lambda i: self.multiply_plain(cts[i], xs[i - 1]),  # encoded above
+                "cmult": lambda i: self.multiply(cts[i], cts[i - 1]),
+                "add": lambda i: self.add(cts[i], cts[i - 1]),
+                "rescale": lambda i: self.rescale(products[i]),
+                "encode": lambda i: self._encode_now(xs[i], level, prime),
+            }
+            if level == top:
+                ops["encrypt"] = lambda i: self.encrypt(xs[i])
+                ops["decrypt"] = lambda i: self.decrypt(cts[i])
+            for name, op in ops.items():
+                seconds = _median_seconds(op, repeats, pool)
+                if name in ("encrypt", "decrypt"):
+                    medians[name] = seconds
+                else:
+                    medians.setdefault(name, {})[level] = seconds
+                if progress is not None:
+                    progress(f"{name} at level {level}")
+        self.keygen([1])  # one key left: rotation_key_bytes is one key's size
+        self._counts, self._steps_used = saved[0], defaultdict(set, saved[1])
+        self._plaintexts = saved_plaintexts
         return medians
 
     def _rescale_prime(self, level: int) -> float:
@@ -248,6 +272,17 @@ class PyfhelBackend(HEBackend):
         return self._primes[level]
 
     def _encode(self, vector: np.ndarray, level: int, scale: float) -> PyPtxt:
+        """The plaintext of ``vector`` at ``level`` and ``scale``; encoded once and kept
+        when this backend keeps plaintexts (a server, whose weights repeat)."""
+        if self._plaintexts is None:
+            return self._encode_now(vector, level, scale)
+        key = (vector.tobytes(), level, scale)
+        plain = self._plaintexts.get(key)
+        if plain is None:
+            plain = self._plaintexts[key] = self._encode_now(vector, level, scale)
+        return plain
+
+    def _encode_now(self, vector: np.ndarray, level: int, scale: float) -> PyPtxt:
         with _seal("encode"):
             plain = self._he.encodeFrac(vector, scale=scale)
             for _ in range(self.params.levels - level):
@@ -302,14 +337,15 @@ class PyfhelBackend(HEBackend):
             )
 
 
-def _median_seconds(op: Callable[[int], Any], repeats: int) -> float:
-    """Median time of ``op(i)`` over ``repeats`` calls, ``i`` cycling over the pool."""
-    for i in range(POOL):
+def _median_seconds(op: Callable[[int], Any], repeats: int, pool: int) -> float:
+    """Median time of ``op(i)`` over ``repeats`` calls, ``i`` cycling over ``pool``
+    operands."""
+    for i in range(pool):
         op(i)  # warm-up: first calls pay allocation and page faults
     times = []
     for r in range(repeats):
         start = time.thread_time()
-        op(r % POOL)
+        op(r % pool)
         times.append(time.thread_time() - start)
     return float(np.median(times))
 

@@ -55,9 +55,9 @@ class SimBackend(HEBackend):
         """Remember which rotation steps have keys (modulo the slot count)."""
         self._keys = frozenset(int(s) % self.params.slots for s in rotation_steps)
 
-    def encrypt(self, values: np.ndarray) -> SimCiphertext:
-        """A fresh ciphertext at the top level."""
-        return SimCiphertext(self._vector(values), self.params.levels)
+    def encrypt(self, values: np.ndarray, level: int | None = None) -> SimCiphertext:
+        """A fresh ciphertext at ``level`` (``None``: the top level)."""
+        return SimCiphertext(self._vector(values), self._encrypt_level(level))
 
     def decrypt(self, ct: SimCiphertext) -> np.ndarray:
         """The slot values (a copy)."""
@@ -68,7 +68,7 @@ class SimBackend(HEBackend):
         if int(step) % self.params.slots not in self._keys:
             raise BackendError(f"no rotation key for step {step}; keys were generated for "
                                f"{len(self._keys)} steps")
-        self._count_rotation(int(step))
+        self._count_rotation(ct.level, int(step))
         return SimCiphertext(np.roll(ct.values, -int(step)), ct.level, ct.scale_power)
 
     def add(self, a: SimCiphertext, b: SimCiphertext) -> SimCiphertext:
@@ -78,7 +78,7 @@ class SimBackend(HEBackend):
                 f"cannot add ciphertexts at level {a.level}, scale Δ^{a.scale_power} and "
                 f"level {b.level}, scale Δ^{b.scale_power}"
             )
-        self._count(adds=1)
+        self._count(a.level, adds=1)
         return SimCiphertext(a.values + b.values, a.level, a.scale_power)
 
     def multiply_plain(self, ct: SimCiphertext, values: np.ndarray) -> SimCiphertext:
@@ -86,19 +86,19 @@ class SimBackend(HEBackend):
         plain = self._vector(values)
         if not plain.any():
             raise BackendError("multiplication by an all-zero plaintext; skip the product")
-        self._count(pmult=1)
+        self._count(ct.level, pmult=1)
         return SimCiphertext(ct.values * plain, ct.level, ct.scale_power + 1)
 
     def add_plain(self, ct: SimCiphertext, values: np.ndarray) -> SimCiphertext:
         """Add a plaintext encoded at the ciphertext's level and scale (counted as an add)."""
-        self._count(adds=1)
+        self._count(ct.level, adds=1)
         return SimCiphertext(ct.values + self._vector(values), ct.level, ct.scale_power)
 
     def multiply(self, a: SimCiphertext, b: SimCiphertext) -> SimCiphertext:
         """Slot-wise product of two ciphertexts at one level (scales multiply)."""
         if a.level != b.level:
             raise BackendError(f"cannot multiply ciphertexts at levels {a.level} and {b.level}")
-        self._count(cmult=1)
+        self._count(a.level, cmult=1)
         return SimCiphertext(a.values * b.values, a.level, a.scale_power + b.scale_power)
 
     def rescale(self, ct: SimCiphertext) -> SimCiphertext:
@@ -108,7 +108,7 @@ class SimBackend(HEBackend):
                                "(use a longer modulus chain)")
         if ct.scale_power < 2:
             raise BackendError(f"cannot rescale a ciphertext at scale Δ^{ct.scale_power}")
-        self._count(rescales=1)
+        self._count(ct.level, rescales=1)
         return SimCiphertext(ct.values, ct.level - 1, ct.scale_power - 1)
 
 

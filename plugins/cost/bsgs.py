@@ -25,7 +25,7 @@ import torch
 from artemis_core import hookimpl
 from artemis_core.errors import SpecError
 from artemis_core.he.backend import HEBackend, canonical_step
-from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan
+from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan, split_at_rescale
 from artemis_core.he.params import HEParams
 from artemis_core.he.specs import ConvSpec, OpCount
 
@@ -168,25 +168,36 @@ class BsgsPlan(LayerPlan):
 
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
+        before, after = self._counts()
+        return before + after
+
+    def op_count_at(self, level: int) -> dict[int, OpCount]:
+        """The blocks' transforms at the input ``level``; the hybrid embedding's
+        rotate-and-sum and the bias, after the rescale, one level lower."""
+        return split_at_rescale(level, *self._counts())
+
+    def _counts(self) -> tuple[OpCount, OpCount]:
+        """Operations before and after each output row's rescale."""
         lay = self.layout
         per_block = self.live.sum(axis=1)
         per_row = (per_block > 0).reshape(lay.n_rows, lay.n_cols).sum(axis=1)
         rows = int(self.rows_live.sum())
         other = len(lay.output_steps) if rows else 0
-        adds = (int(np.maximum(per_block - 1, 0).sum()) + int(np.maximum(per_row - 1, 0).sum())
-                + other + (rows if self.spec.bias else 0))
-        steps = set(self.transform_steps)
-        if other:
-            steps.update(canonical_step(s, lay.slots) for s in lay.output_steps)
-        return OpCount(
+        before = OpCount(
             input_rotations=int(self.block_rotations[:, 0].sum()),
             output_rotations=int(self.block_rotations[:, 1].sum()),
-            other_rotations=other,
             pmult=int(per_block.sum()),
-            adds=adds,
+            adds=int(np.maximum(per_block - 1, 0).sum()) + int(np.maximum(per_row - 1, 0).sum()),
             rescales=rows,
-            rotation_steps=frozenset(steps),
+            rotation_steps=self.transform_steps,
         )
+        after = OpCount(
+            other_rotations=rows * other,
+            adds=rows * other + (rows if self.spec.bias else 0),
+            rotation_steps=frozenset(canonical_step(s, lay.slots) for s in lay.output_steps)
+            if other else frozenset(),
+        )
+        return before, after
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
         """Slot vectors of input ``x`` (C_in×h×w, or C_in for a linear layer) in Orion's
@@ -212,7 +223,8 @@ class BsgsPlan(LayerPlan):
         return out.reshape(spec.c_out, *lay.out_size)
 
     def _plaintexts(self, weight: torch.Tensor) -> dict[tuple[int, int], np.ndarray]:
-        """The slot vector of every live diagonal, keyed (block, d)."""
+        """The slot vector of every live diagonal, keyed (block, d), pre-rotated by the
+        −giant step of its BSGS class."""
         lay, spec = self.layout, self.spec
         if tuple(weight.shape) != spec.weight_shape:
             raise SpecError(f"layer {spec.name!r}: weight shape {tuple(weight.shape)}, "
@@ -223,8 +235,10 @@ class BsgsPlan(LayerPlan):
         values = np.zeros((len(live_ids), lay.slots))
         row = np.searchsorted(live_ids, block * lay.period + diagonal)
         values[row, slot] = w[index]
-        return {(int(p // lay.period), int(p % lay.period)): values[k]
-                for k, p in enumerate(live_ids)}
+        blocks, diagonals = live_ids // lay.period, live_ids % lay.period
+        giants = diagonals >> self.log_n1[blocks] << self.log_n1[blocks]
+        return {(int(b), int(d)): np.roll(values[k], int(j))
+                for k, (b, d, j) in enumerate(zip(blocks, diagonals, giants, strict=True))}
 
     def _bias_plaintext(self, bias: torch.Tensor, row: int) -> np.ndarray:
         """Bias of every output value at its packed slot in output ciphertext ``row``."""
@@ -248,7 +262,7 @@ class BsgsPlan(LayerPlan):
         if (bias is not None) != spec.bias:
             raise SpecError(f"layer {spec.name!r}: spec says bias={spec.bias} but "
                             f"{'a' if bias is not None else 'no'} bias was given")
-        plaintexts = self._plaintexts(weight)
+        plaintexts = self._weight_plaintexts(weight, lambda: self._plaintexts(weight))
         outputs: list[Any] = []
         for row in range(lay.n_rows):
             total = None
@@ -284,7 +298,7 @@ class BsgsPlan(LayerPlan):
         for j in giants.tolist():
             partial = None
             for d in diagonals[diagonals // n1 * n1 == j].tolist():
-                product = backend.multiply_plain(rotated[d - j], np.roll(plaintexts[block, d], j))
+                product = backend.multiply_plain(rotated[d - j], plaintexts[block, d])
                 partial = product if partial is None else backend.add(partial, product)
             if j:
                 with backend.rotation_purpose("output"):

@@ -17,7 +17,7 @@ import torch
 from artemis_core import hookimpl
 from artemis_core.errors import SpecError
 from artemis_core.he.backend import HEBackend
-from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan
+from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan, split_at_rescale
 from artemis_core.he.params import HEParams
 from artemis_core.he.specs import ConvSpec, OpCount
 
@@ -59,26 +59,38 @@ class GazellePlan(LayerPlan):
 
     def op_count(self) -> OpCount:
         """Operations :meth:`execute` performs, read off the plan's arrays."""
+        before, after = self._counts()
+        return before + after
+
+    def op_count_at(self, level: int) -> dict[int, OpCount]:
+        """The products, sums and diagonal rotations at the input ``level``; the folds
+        and the bias, after the rescale, one level lower."""
+        return split_at_rescale(level, *self._counts())
+
+    def _counts(self) -> tuple[OpCount, OpCount]:
+        """Operations before and after each output block's rescale."""
         lay, sums = self.layout, self.sums_live
         n_blocks = int(self.blocks_live.sum())
         steps = {lay.shifts[t] for t in np.flatnonzero(self.input_live.any(axis=0))}
         steps |= {lay.output_step(d) for d in np.flatnonzero(sums[:, 1:].any(axis=0)) + 1}
-        if n_blocks:
-            steps |= set(lay.fold_steps)
         folds = n_blocks * len(lay.fold_steps)
         products_per_sum = self.live.sum(axis=(1, 2))
         adds = (int(np.maximum(products_per_sum - 1, 0).sum())
-                + int(np.maximum(sums.sum(axis=1) - 1, 0).sum())
-                + folds + (n_blocks if self.spec.bias else 0))
-        return OpCount(
+                + int(np.maximum(sums.sum(axis=1) - 1, 0).sum()))
+        before = OpCount(
             input_rotations=int(self.input_live.sum()),
             output_rotations=int(sums[:, 1:].sum()),
-            other_rotations=folds,
             pmult=int(self.live.sum()),
             adds=adds,
             rescales=n_blocks,
             rotation_steps=frozenset(int(step) for step in steps),
         )
+        after = OpCount(
+            other_rotations=folds,
+            adds=folds + (n_blocks if self.spec.bias else 0),
+            rotation_steps=frozenset(lay.fold_steps) if n_blocks else frozenset(),
+        )
+        return before, after
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
         """Slot vectors of input ``x`` (C_in×h×w, or C_in for a linear layer), laid out
@@ -153,6 +165,9 @@ class GazellePlan(LayerPlan):
             raise SpecError(f"layer {spec.name!r}: spec says bias={spec.bias} but "
                             f"{'a' if bias is not None else 'no'} bias was given")
         w = self._weights(weight)
+        plaintexts = self._weight_plaintexts(weight, lambda: {
+            (o, j, tap, d): self._plaintext(w, o, j, tap, d)
+            for o, j, tap, d in np.argwhere(self.live).tolist()})
         rotated: dict[tuple[int, int], Any] = {(j, lay.centre): x for j, x in enumerate(inputs)}
         with backend.rotation_purpose("input"):
             for j, tap in np.argwhere(self.input_live).tolist():
@@ -163,8 +178,7 @@ class GazellePlan(LayerPlan):
             for d in np.flatnonzero(self.sums_live[o]).tolist():
                 partial = None
                 for j, tap in np.argwhere(self.live[o, :, :, d]).tolist():
-                    product = backend.multiply_plain(rotated[j, tap],
-                                                     self._plaintext(w, o, j, tap, d))
+                    product = backend.multiply_plain(rotated[j, tap], plaintexts[o, j, tap, d])
                     partial = product if partial is None else backend.add(partial, product)
                 if d:
                     with backend.rotation_purpose("output"):
