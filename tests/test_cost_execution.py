@@ -110,3 +110,24 @@ def test_fully_pruned_output_block_is_zero_without_any_op():
     out = run_layer(plan, backend, torch.randn(4, 4, 4), torch.randn(spec.weight_shape))
     assert backend.ops.pmult == backend.ops.rotations == 0
     assert not out.any()
+
+
+@pytest.mark.parametrize("cost_model", ["gazelle", "bsgs"])
+def test_a_plan_run_with_new_weights_uses_them(cost_model):
+    """Plans keep their weight plaintexts between runs (a server's queries); new weight
+    values must replace them, not be answered with the old ones."""
+    from artemis_core.registry import get
+
+    spec = ConvSpec("conv", 3, 5, height=4, width=4, bias=True)
+    params = HEParams(11, allow_insecure=True)
+    plan = get("cost_model", cost_model)().plan(spec, params)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 4, generator=gen, dtype=torch.float64)
+    bias = torch.randn(5, generator=gen, dtype=torch.float64)
+    for _ in range(2):
+        weight = torch.randn(spec.weight_shape, generator=gen, dtype=torch.float64)
+        out = run_layer(plan, SimBackend(params), x, weight, bias)
+        assert (out - reference_output(spec, x, weight, bias)).abs().max() < 1e-9
+    weight.mul_(2)  # changed in place: the same tensor, new values
+    out = run_layer(plan, SimBackend(params), x, weight, bias)
+    assert (out - reference_output(spec, x, weight, bias)).abs().max() < 1e-9

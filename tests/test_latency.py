@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from artemis_core.errors import ArtemisError, CalibrationError
 from artemis_core.he.latency import (
+    COUNTING_LEVEL,
     LEVEL_FIELDS,
     Calibration,
     estimate_seconds,
@@ -161,7 +162,9 @@ def test_estimate_prices_each_op_at_its_level_without_an_encode():
         return (24 * 1e-3 * k * k + 144 * 1e-4 * k + 2 * 1.5e-3 * k * k + 150 * 3e-5 * k
                 + 1 * 3e-4 * k)
 
-    assert estimate_seconds(ops, cal) == pytest.approx(priced(3))  # the chain's top
+    assert COUNTING_LEVEL == 2  # the top of HEParams()'s [60, 40, 40, 60]
+    assert estimate_seconds(ops, cal) == pytest.approx(priced(2))
+    assert estimate_seconds(ops, cal, level=3) == pytest.approx(priced(3))
     assert estimate_seconds(ops, cal, level=1) == pytest.approx(priced(1))
     assert estimate_seconds({3: ops, 1: ops}, cal) == pytest.approx(priced(3) + priced(1))
     assert estimate_seconds(OpCount(), cal) == 0.0

@@ -93,6 +93,45 @@ def test_multiply_accumulate_rescale(backend, x, rng):
             backend.ops.rotations) == (2, 1, 1, 1)
 
 
+def test_ops_are_counted_at_the_level_they_run_at(backend, x, rng):
+    w = rng.uniform(-1, 1, PARAMS.slots)
+    backend.reset_counts()
+    ct = backend.encrypt(x)
+    low = backend.rescale(backend.multiply_plain(backend.rotate(ct, 1), w))
+    backend.add(backend.rotate(low, 2), low)
+    assert backend.ops_by_level == {
+        0: OpCount(other_rotations=1, adds=1, rotation_steps=frozenset({2})),
+        1: OpCount(other_rotations=1, pmult=1, rescales=1, rotation_steps=frozenset({1})),
+    }
+    assert backend.ops == sum(backend.ops_by_level.values(), OpCount())
+
+
+@pytest.mark.parametrize("name", ["pyfhel", "sim"])
+def test_encrypt_at_a_lower_level_keeps_values_and_scale(name, x):
+    deep = get("he_backend", name)(HEParams.with_depth(13, 2))
+    deep.keygen([1])
+    ct = deep.encrypt(x, level=1)
+    assert ct.level == 1
+    assert np.abs(deep.decrypt(deep.rotate(ct, 1)) - np.roll(x, -1)).max() < TOL
+    assert set(deep.ops_by_level) == {1}
+    for bad in (3, -1, 1.5):
+        with pytest.raises(BackendError, match=f"level={bad!r}; allowed: 0..2"):
+            deep.encrypt(x, level=bad)
+
+
+def test_only_a_server_keeps_its_encoded_plaintexts(backend, x, rng):
+    from artemis_core.deploy.evaluator import EvaluationKeys, PyfhelEvaluator
+
+    w = rng.uniform(-1, 1, PARAMS.slots)
+    backend.multiply_plain(backend.encrypt(x), w)
+    assert backend._plaintexts is None  # a client encodes and forgets
+    server = PyfhelEvaluator(PARAMS, EvaluationKeys.export(backend))
+    ct = server.encrypt(x)
+    first, again = server.multiply_plain(ct, w), server.multiply_plain(ct, w.copy())
+    assert len(server._plaintexts) == 1  # the same values: encoded once
+    assert first.level == again.level == PARAMS.levels
+
+
 def test_rescaled_products_add_at_the_lower_level(backend, x, rng):
     w = rng.uniform(-1, 1, PARAMS.slots)
     ct = backend.encrypt(x)

@@ -14,7 +14,6 @@ from ..he.params import HEParams
 from ..io import render
 from .options import format_option
 
-
 #: Deepest chain ``artemis calibrate`` times by default (the fit prices deeper levels).
 DEFAULT_MAX_DEPTH = 4
 

@@ -24,7 +24,8 @@ from .engine_infer import measured_columns, read_config, run_on_engine
 from .options import choose_model, cost_model_option, format_option
 
 COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
-           "s_per_image", "cpu_s_per_image", "speedup", "cpu_speedup", "rotations",
+           "s_per_image", "cpu_s_per_image", "server_s", "est_server_s", "speedup",
+           "cpu_speedup", "rotations",
            "rotation_reduction", "keys", "key_MB", "sent_MB", "security")
 
 
@@ -156,6 +157,9 @@ def _row(run: EncryptedRun, dense: EncryptedRun) -> dict:
     """Table row; ratios are against the dense run (measured in the same loop)."""
     return {
         **measured_columns(run, dense),
+        "server_s": round(run.server_seconds_per_image, 3),
+        "est_server_s": None if run.estimated_server_seconds is None
+        else round(run.estimated_server_seconds, 3),
         "rotations": run.rotations,
         "rotation_reduction": round(dense.rotations / max(run.rotations, 1), 3),
         "keys": run.rotation_keys,

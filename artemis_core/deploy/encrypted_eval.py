@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..he.cost_model import CostModel
+from ..he.latency import estimate_seconds, load_calibration
 from ..he.specs import OpCount
 from .evaluator import EvaluationKeys
 from .he_program import HEProgram, compile_model, fit_params
@@ -31,7 +32,10 @@ class EncryptedRun:
 
     Per image: ``seconds_per_image`` is wall time end to end (client encrypt, server
     evaluation, client decrypt), ``cpu_seconds_per_image`` the process's CPU time for
-    the same, ``server_seconds_per_image`` the server's wall time. ``setup_seconds``
+    the same, ``server_seconds_per_image`` the server's wall time and
+    ``estimated_server_seconds`` the latency model's price of the server's operations,
+    each at its level (``None`` when the calibration is for another ring size).
+    ``setup_seconds``
     covers key generation, key transfer and the server's warm-up (encoding its weights
     once). Operation counts are those the server executed per image.
     """
@@ -45,6 +49,7 @@ class EncryptedRun:
     seconds_per_image: float
     cpu_seconds_per_image: float
     server_seconds_per_image: float
+    estimated_server_seconds: float | None
     setup_seconds: float
     rotations: int
     pmult: int
@@ -129,7 +134,9 @@ def _summary(session: _Session, plain: torch.Tensor, labels: torch.Tensor) -> En
         agreement=_share(encrypted.argmax(1) == plain.argmax(1)),
         max_logit_error=float((encrypted - plain).abs().max()),
         seconds_per_image=session.wall / n, cpu_seconds_per_image=session.cpu / n,
-        server_seconds_per_image=session.server_wall / n, setup_seconds=session.setup,
+        server_seconds_per_image=session.server_wall / n,
+        estimated_server_seconds=_estimate(session.program),
+        setup_seconds=session.setup,
         rotations=session.ops.rotations, pmult=session.ops.pmult, cmult=session.ops.cmult,
         depth=session.program.depth, rotation_keys=len(session.keys.rotation_steps),
         rotation_key_bytes=len(session.keys.rotation_keys),
@@ -138,6 +145,15 @@ def _summary(session: _Session, plain: torch.Tensor, labels: torch.Tensor) -> En
         coeff_modulus_bits=params.coeff_modulus_bits, security=params.security,
         allow_insecure=params.allow_insecure,
     )
+
+
+def _estimate(program: HEProgram) -> float | None:
+    """The latency model's seconds for one inference of ``program``, each operation at
+    its level, with this machine's calibration (``None`` if it is for another N)."""
+    calibration = load_calibration()
+    if calibration.log_n != program.service.params.log_n:
+        return None
+    return estimate_seconds(program.op_count_by_level(), calibration)
 
 
 def _share(hits: torch.Tensor) -> float:

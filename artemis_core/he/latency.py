@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..io import write_json_atomic
+from .params import HEParams
 from .specs import LevelCounts, OpCount
 
 #: Operations priced at the level they run at: seconds measured at each level.
@@ -31,6 +32,10 @@ OP_FIELDS = (*LEVEL_FIELDS, "encrypt", "decrypt")
 #: each to every prime, so it grows quadratically; the other operations work prime by
 #: prime, so linearly.
 FIT_DEGREE = {"rotation": 2, "cmult": 2}
+#: The level a count without levels is priced at: the top of the default chain
+#: [60, 40, 40, 60] that layers are counted under (``HEParams()``), where a model's first
+#: layers run; a compiled program's own levels are priced exactly instead.
+COUNTING_LEVEL = HEParams().levels
 USER_FILE = Path("artemis") / "calibration.json"
 DEFAULT_RESOURCE = "data/calibration_default.json"
 
@@ -85,7 +90,7 @@ class Calibration:
         object.__setattr__(self, "_fits", fits)
 
     def _levels(self, name: str, table: Any) -> dict[int, float]:
-        top = len(self.coeff_modulus_bits) - 2
+        top = self.top_level
         if not isinstance(table, Mapping):
             raise CalibrationError(
                 f"calibration field {name!r} is {table!r}, not seconds per level; "
@@ -155,12 +160,12 @@ def estimate_seconds(ops: OpCount | LevelCounts, calibration: Calibration,
     """Estimated server seconds to execute ``ops`` on the calibrated machine, each
     operation priced at the level it runs at: ``ops`` by level (as
     :attr:`HEBackend.ops_by_level` or :meth:`HEProgram.op_count_by_level` give them), or
-    one :class:`OpCount` priced at ``level`` (``None``: the calibrated chain's top).
+    one :class:`OpCount` priced at ``level`` (``None``: :data:`COUNTING_LEVEL`).
 
     A PMult costs no encoding: the server encodes each weight plaintext once (see
     :class:`~artemis_core.deploy.evaluator.PyfhelEvaluator`)."""
     if isinstance(ops, OpCount):
-        ops = {calibration.top_level if level is None else level: ops}
+        ops = {COUNTING_LEVEL if level is None else level: ops}
     total = 0.0
     for at, count in ops.items():
         price = partial(calibration.price, level=at)

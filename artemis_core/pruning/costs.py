@@ -25,7 +25,8 @@ GROUP_COSTS = ("latency", "rotations")
 
 def saved_seconds(groups: GroupSet, calibration: Calibration) -> torch.Tensor:
     """Estimated seconds zeroing each group alone saves: its rotations and PMults at the
-    calibrated prices (the latency model is linear in the op counts)."""
+    latency model's prices for a count without levels (``COUNTING_LEVEL``; a PMult
+    without an encoding, as the server runs it); the model is linear in the op counts."""
     per_rotation = estimate_seconds(OpCount(other_rotations=1), calibration)
     per_pmult = estimate_seconds(OpCount(pmult=1), calibration)
     seconds = (torch.as_tensor(groups.rotations).double() * per_rotation

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from Pyfhel import PyCtxt, Pyfhel, PyPtxt
 from artemis_core import hookimpl
 from artemis_core.errors import BackendError, ParamsError
 from artemis_core.he.backend import HEBackend, canonical_step
+from artemis_core.he.latency import LEVEL_FIELDS
 from artemis_core.he.params import SEAL_MAX_LOG_N, HEParams
 
 #: Relative scale difference SEAL still accepts as "the same scale" (it compares
@@ -239,32 +240,38 @@ class PyfhelBackend(HEBackend):
         top = self.params.levels
         medians: dict[str, Any] = {}
         for level in range(top, 0, -1):
-            cts = [self.encrypt(x, level) for x in xs]
-            prime = self._rescale_prime(level)
-            products = [self.multiply_plain(ct, x) for ct, x in zip(cts, xs, strict=True)]
-            ops: dict[str, Callable[[int], Any]] = {
-                "rotation": lambda i: self.rotate(cts[i], steps[i % len(steps)]),
-                "pmult": lambda i: self.multiply_plain(cts[i], xs[i - 1]),  # encoded above
-                "cmult": lambda i: self.multiply(cts[i], cts[i - 1]),
-                "add": lambda i: self.add(cts[i], cts[i - 1]),
-                "rescale": lambda i: self.rescale(products[i]),
-                "encode": lambda i: self._encode_now(xs[i], level, prime),
-            }
-            if level == top:
-                ops["encrypt"] = lambda i: self.encrypt(xs[i])
-                ops["decrypt"] = lambda i: self.decrypt(cts[i])
-            for name, op in ops.items():
+            for name, op in self._timed_ops(level, xs, steps, with_client=level == top).items():
                 seconds = _median_seconds(op, repeats, pool)
-                if name in ("encrypt", "decrypt"):
-                    medians[name] = seconds
-                else:
+                if name in LEVEL_FIELDS:
                     medians.setdefault(name, {})[level] = seconds
+                else:
+                    medians[name] = seconds
                 if progress is not None:
                     progress(f"{name} at level {level}")
         self.keygen([1])  # one key left: rotation_key_bytes is one key's size
         self._counts, self._steps_used = saved[0], defaultdict(set, saved[1])
         self._plaintexts = saved_plaintexts
         return medians
+
+    def _timed_ops(self, level: int, xs: np.ndarray, steps: Sequence[int],
+                   with_client: bool) -> dict[str, Callable[[int], Any]]:
+        """Operation ``i`` of each primitive on ciphertexts at ``level`` (``with_client``:
+        also encryption and decryption)."""
+        cts = [self.encrypt(x, level) for x in xs]
+        prime = self._rescale_prime(level)
+        products = [self.multiply_plain(ct, x) for ct, x in zip(cts, xs, strict=True)]
+        ops: dict[str, Callable[[int], Any]] = {
+            "rotation": lambda i: self.rotate(cts[i], steps[i % len(steps)]),
+            "pmult": lambda i: self.multiply_plain(cts[i], xs[i - 1]),  # encoded above
+            "cmult": lambda i: self.multiply(cts[i], cts[i - 1]),
+            "add": lambda i: self.add(cts[i], cts[i - 1]),
+            "rescale": lambda i: self.rescale(products[i]),
+            "encode": lambda i: self._encode_now(xs[i], level, prime),
+        }
+        if with_client:
+            ops["encrypt"] = lambda i: self.encrypt(xs[i])
+            ops["decrypt"] = lambda i: self.decrypt(cts[i])
+        return ops
 
     def _rescale_prime(self, level: int) -> float:
         if level == 0:
