@@ -159,11 +159,12 @@ def reply_reveals_only_logits(slots: np.ndarray, logits: torch.Tensor, tol: floa
     assert int(nonzero.sum()) % len(logits) == 0
 
 
+@pytest.mark.parametrize("cost_model", ["gazelle", "bsgs"])  # pooled, fused classifier
 @pytest.mark.parametrize("widths, strides, classes", NARROWING[:3])
-def test_reply_holds_only_the_logits_on_sim(widths, strides, classes):
+def test_reply_holds_only_the_logits_on_sim(widths, strides, classes, cost_model):
     model = chain(widths, strides, classes, seed=3)
     params = HEParams.with_depth(13, 2 * len(widths) + 1, allow_insecure=True)
-    program = compile_model(model, SHAPE, params, get("cost_model", "gazelle")())
+    program = compile_model(model, SHAPE, params, get("cost_model", cost_model)())
     backend = get("he_backend", "sim")(params)
     backend.keygen(program.service.rotation_steps)
     image = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(8))
@@ -205,3 +206,29 @@ def test_cube_steps_sum_exactly_a_lattice_or_refuse():
     assert _cube_steps(lattice) == (2, 4, 16, 32)
     assert _cube_steps([0, 1, 3]) is None
     assert _cube_steps([0]) == ()
+
+
+def test_under_bsgs_pool_and_classifier_are_one_layer_as_orion_runs_them():
+    """he-lenet's 7×7 multiplexed map cannot be pooled by rotate-and-sum; bsgs fuses the
+    pool into the classifier (one linear layer over the conv's output slots, Orion's
+    default), which is exact and reads every output pixel once."""
+    from artemis_core.deploy.he_program import ConvStep, SumStep, fit_params
+    from artemis_core.learning.zoo import build_model
+
+    shape = (1, 28, 28)
+    model = build_model("he-lenet", 10, shape, seed=0).eval()
+    cost_model = get("cost_model", "bsgs")()
+    params = fit_params(model, shape, cost_model, 14)
+    program = compile_model(model, shape, params, cost_model)
+    assert not any(isinstance(step, SumStep) for step in program.steps)
+    classifier = program.steps[-1]
+    assert isinstance(classifier, ConvStep) and classifier.plan.spec.kind == "linear"
+    image = torch.randn(shape, dtype=torch.float64)
+    logits, _ = _run_sim(program, image, params)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).double()(image[None].double())[0]
+    assert (logits - expected).abs().max() < 1e-9 * max(1.0, float(expected.abs().max()))
+    # gazelle pools by rotate-and-sum instead (its layout replicates the map)
+    gazelle = get("cost_model", "gazelle")()
+    pooled = compile_model(model, shape, fit_params(model, shape, gazelle, 14), gazelle)
+    assert any(isinstance(step, SumStep) for step in pooled.steps)

@@ -180,21 +180,23 @@ def test_pointwise_conv_diagonals_are_its_channel_offsets(engine):
 @pytest.mark.skipif("bsgs" not in get_registry().names("cost_model"),
                     reason="the bsgs cost model is not registered")
 def test_orion_diagonals_equal_bsgs_pmults_for_a_pruned_model(engine):
-    from artemis_core.he.extract import extract_specs
+    """Every transform Orion builds, the fused pool-and-classifier included, has as many
+    diagonals as the bsgs program's PMults for that layer (pruned conv and classifier)."""
+    from artemis_core.deploy.he_program import ConvStep, compile_model
     from artemis_core.he.params import HEParams
 
     model = randomise_batch_norms(build_model("he-cnn", 10, (1, 8, 8), seed=0))
     with torch.no_grad():
         offsets = (torch.arange(8)[None, :] - torch.arange(16)[:, None]) % 8
         model[3].weight.mul_((offsets < 3)[:, :, None, None])
+        model[8].weight[:, :5] = 0.0  # the classifier reads 11 of 16 channels
     compiled = engine.compile(model, (1, 8, 8), torch.rand(16, 1, 8, 8))
     bsgs, params = get("cost_model", "bsgs")(), HEParams(13, (38, 23, 23, 23, 23, 23, 60), 23)
+    program = compile_model(model, (1, 8, 8), params, bsgs)
     layers = compiled.stats()["layers"]
-    for spec in extract_specs(model, (1, 8, 8)):
-        if spec.kind == "linear":
-            continue  # Orion's is the pool fused into the classifier
-        mask = dict(model.named_modules())[spec.name].weight != 0
-        assert layers[spec.name]["diagonals"] == bsgs.count(spec, params, mask).pmult
+    counted = {s.name: s.op_count().pmult for s in program.steps if isinstance(s, ConvStep)}
+    assert counted == {name: layer["diagonals"] for name, layer in layers.items()}
+    assert counted["8"] < 265  # the dense fused classifier's 256 + 9 diagonals
 
 
 def test_infer_engine_orion_prints_dense_and_pruned_rows(tmp_path):

@@ -12,8 +12,9 @@ import click
 from torch import nn
 
 from ..deploy.engine import Engine, EngineRun, run_engine
-from ..errors import ArtemisError
-from ..he.latency import estimate_seconds, load_calibration
+from ..deploy.he_program import ConvStep, HEProgram, compile_model, fit_params
+from ..errors import ArtemisError, ParamsError, SpecError
+from ..he.latency import COUNTING_LEVEL, estimate_seconds, load_calibration
 from ..io import render
 from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
@@ -114,17 +115,41 @@ def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, mode
 def predict(cost_model: str, models: list[nn.Module], input_shape: tuple[int, int, int],
             log_n: int) -> list[dict[str, Any]]:
     """Per model: the cost model's rotations, PMults per layer and estimated seconds, with
-    each layer's mask read off its weights."""
+    each layer's mask read off its weights. A model that compiles to our encrypted
+    program is predicted whole (activations and the classifier as the cost model runs
+    it included, each operation at its level: ``counted: program``); any other model by
+    its conv and linear layers alone (``counted: layers``, priced at COUNTING_LEVEL)."""
     setting = HESetting.for_model(models[0], input_shape, cost_model, log_n)
     calibration = load_calibration()
     out = []
     for model in models:
-        ops = setting.count_weights(model)
-        layers = {s.name: setting.cost_model.count(s, setting.params, mask).pmult
-                  for s, mask in zip(setting.specs, _masks(setting, model), strict=True)}
+        program = _program(model, input_shape, setting)
+        if program is not None:
+            ops, by_level = program.op_count(), program.op_count_by_level()
+            layers = {s.name: s.op_count().pmult for s in program.steps
+                      if isinstance(s, ConvStep)}
+        else:
+            ops = setting.count_weights(model)
+            by_level = {COUNTING_LEVEL: ops}
+            layers = {s.name: setting.cost_model.count(s, setting.params, mask).pmult
+                      for s, mask in zip(setting.specs, _masks(setting, model), strict=True)}
         out.append({"rotations": ops.rotations, "pmult": ops.pmult, "keys": ops.keys,
-                    "seconds": estimate_seconds(ops, calibration), "pmult_per_layer": layers})
+                    "seconds": estimate_seconds(by_level, calibration),
+                    "counted": "layers" if program is None else "program",
+                    "pmult_per_layer": layers})
     return out
+
+
+def _program(model: nn.Module, input_shape: tuple[int, int, int],
+             setting: HESetting) -> HEProgram | None:
+    """``model`` compiled under the setting's cost model at its N on the shortest chain
+    (security aside: only counted), or None when it has no leveled form."""
+    try:
+        params = fit_params(model, input_shape, setting.cost_model, setting.params.log_n,
+                            allow_insecure=True)
+        return compile_model(model, input_shape, params, setting.cost_model)
+    except (SpecError, ParamsError):
+        return None
 
 
 def _masks(setting: HESetting, model: nn.Module) -> list:

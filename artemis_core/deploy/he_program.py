@@ -209,6 +209,34 @@ def _classifier_spec(name: str, last: ConvSpec, c_out: int, bias: bool) -> ConvS
                     height=height, width=width, gap=last.gap * last.stride, bias=bias)
 
 
+def _fused_classifier(name: str, last: LayerPlan, weight: torch.Tensor, bias: bool,
+                      cost_model: CostModel) -> tuple[ConvSpec, torch.Tensor] | None:
+    """Average pooling and the linear classifier as one linear layer over the slots of
+    the last convolution's output, as Orion runs them: feature j is slot j, weighted by
+    the class's weight of the channel whose pixel slot j holds (``weight`` already
+    divided by the pixel count), 0 where no output pixel is. Only when that output fits
+    one ciphertext, for a cost model that fuses (``CostModel.fuses_classifier``) and
+    packs a linear layer's input at slots 0, 1, …; None otherwise (then the pixels are
+    pooled by rotate-and-sum)."""
+    if not cost_model.fuses_classifier:
+        return None
+    slots = last.params.slots
+    outputs = cost_model.plan(last.spec, last.params).op_count().rescales  # one per output
+    probe = [np.arange(slots, dtype=np.float64) + b * slots for b in range(outputs)]
+    where = last.unpack(probe).reshape(last.spec.c_out, -1).to(torch.long)
+    length = int(where.max()) + 1
+    if length > slots:
+        return None
+    spec = ConvSpec(name, length, weight.shape[0], kernel=1, padding=0, kind="linear",
+                    bias=bias)
+    if not np.array_equal(cost_model.plan(spec, last.params).pack(
+            torch.arange(1.0, length + 1))[0][:length], np.arange(1.0, length + 1)):
+        return None
+    fused = torch.zeros(weight.shape[0], length, dtype=torch.float64)
+    fused[:, where.reshape(-1)] = weight.repeat_interleave(where.shape[1], dim=1)
+    return spec, fused
+
+
 def _live_slots(plan: LayerPlan) -> list[np.ndarray]:
     """1 where ``plan`` reads a valid pixel of a real input channel, 0 elsewhere."""
     spec = plan.spec
@@ -341,13 +369,20 @@ def _build(model: nn.Module, input_shape: Sequence[int], params: HEParams,
         elif isinstance(module, nn.Flatten) and pool is not None:
             continue
         elif isinstance(module, nn.Linear) and pool is not None:
-            spec = _classifier_spec(name, last, module.out_features, module.bias is not None)
-            pixels = spec.height * spec.width
-            weight = (module.weight.detach().double() * fold / pixels).view(*spec.weight_shape)
+            pixels = -(-last.height // last.stride) * -(-last.width // last.stride)
+            weight = module.weight.detach().double() * fold / pixels
             bias = None if module.bias is None else module.bias.detach().double()
+            fused = _fused_classifier(name, steps[-1].plan, weight, bias is not None,
+                                      cost_model)
+            if fused is not None:
+                spec, weight = fused
+            else:
+                spec = _classifier_spec(name, last, module.out_features, bias is not None)
+                weight = weight.view(*spec.weight_shape)
             plan = cost_model.plan(spec, params, weight != 0)
             activation_for(plan)
-            steps.append(_pooling(pool, plan, params.slots))
+            if fused is None:
+                steps.append(_pooling(pool, plan, params.slots))
             steps.append(ConvStep(name, plan, weight, bias))
             outputs = _logit_slots(cost_model.plan(spec, params), params.slots)
         else:

@@ -102,6 +102,10 @@ class CostModel(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     group_kinds: ClassVar[tuple[str, ...]] = ()
+    #: An encrypted program pools and classifies in one linear layer over the last
+    #: convolution's output slots (as Orion does) instead of rotate-and-sum pooling and
+    #: a small classifier (see :mod:`artemis_core.deploy.he_program`).
+    fuses_classifier: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, spec: ConvSpec, params: HEParams, mask: torch.Tensor | None = None) -> LayerPlan:

@@ -315,6 +315,7 @@ class BsgsCostModel(CostModel):
     description = ("Orion/Lattigo: Toeplitz diagonals per S×S block, baby-step giant-step "
                    "(N1 by Lattigo's rule at Orion's ratio)")
     group_kinds = ("positional", "diagonal", "baby-step", "giant-step", "block")
+    fuses_classifier = True  # Orion's default: pool + linear as one transform
     n1_rule: ClassVar[str] = "lattigo"
 
     def __init__(self, bsgs_ratio: float = 2.0, embedding: str = "hybrid") -> None:
