@@ -10,7 +10,9 @@ semantics). Global average pooling is a rotate-and-sum of each channel's pixels 
 its first pixel, and the linear classifier a 1×1 convolution that reads that pixel only
 (weights divided by the pixel count): its plaintexts are zero everywhere else, so the
 reply holds the logits (one copy per replica of the layout) and zeros, with no extra
-product or level. Every step counts its operations from the same data it executes with.
+product or level. A cost model that ``fuses_classifier`` (``bsgs``, as Orion) instead
+runs pooling and classifier as one linear layer over the last convolution's output
+slots. Every step counts its operations from the same data it executes with, by level.
 """
 
 from __future__ import annotations
