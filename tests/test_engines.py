@@ -76,3 +76,26 @@ def test_artemis_engine_runs_he_cnn_encrypted():
     assert run.max_logit_error < 1e-4  # ~5e-6 measured
     assert run.stats["levels_used"] == 5
     assert run.stats["rotation_keys"] > 0
+
+
+def test_the_prediction_prices_the_whole_program_or_says_it_counted_layers():
+    from artemis_core.cli.engine_infer import predict
+    from artemis_core.deploy.he_program import compile_model, fit_params
+    from artemis_core.he.latency import estimate_seconds, load_calibration
+
+    dense = build_model("he-cnn", 10, (1, 8, 8), seed=0).eval()
+    pruned = build_model("he-cnn", 10, (1, 8, 8), seed=0).eval()
+    with torch.no_grad():
+        pruned[0].weight[:, :, 0] = 0.0  # the first conv loses its top row of taps
+    first, second = predict("bsgs", [dense, pruned], (1, 8, 8), 13)
+    bsgs = get("cost_model", "bsgs")()
+    params = fit_params(dense, (1, 8, 8), bsgs, 13, allow_insecure=True)  # counted only
+    program = compile_model(dense, (1, 8, 8), params, bsgs)
+    assert first["counted"] == second["counted"] == "program"
+    assert first["seconds"] == pytest.approx(
+        estimate_seconds(program.op_count_by_level(), load_calibration()))
+    assert first["pmult_per_layer"]["8"] == 265  # the fused classifier, as Orion runs it
+    assert second["pmult_per_layer"]["0"] < first["pmult_per_layer"]["0"]
+    assert second["seconds"] < first["seconds"]
+    relu = predict("bsgs", [build_model("digits-resnet", 10, (1, 8, 8), seed=0)], (1, 8, 8), 13)
+    assert relu[0]["counted"] == "layers" and relu[0]["seconds"] > 0
