@@ -101,3 +101,18 @@ def test_the_reply_decrypts_to_zero_outside_the_logits(session):
     slots = np.stack(client.decrypt_slots(server.infer(client.encrypt(image)).outputs))
     logits = client.service.read_logits(list(slots))
     reply_reveals_only_logits(slots, logits, tol=1e-6 * max(float(logits.abs().max()), 1.0))
+
+
+def test_models_that_would_not_fit_in_memory_are_refused_before_any_key(session, monkeypatch):
+    from artemis_core.deploy import encrypted_eval
+    from artemis_core.errors import ArtemisError
+
+    program = session[1]
+    held = encrypted_eval.held_bytes(program)
+    keys = 3 * len(program.service.rotation_steps) * PARAMS.rotation_key_bytes
+    assert held > keys > 0  # keys, and the weights on top
+    pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": held // 4096 + 1}
+    monkeypatch.setattr(encrypted_eval.os, "sysconf", pages.__getitem__)
+    encrypted_eval.check_memory([program])  # one fits
+    with pytest.raises(ArtemisError, match=r"2 models side by side would hold about .* GB"):
+        encrypted_eval.check_memory([program, program])

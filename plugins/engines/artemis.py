@@ -80,9 +80,9 @@ class ArtemisCompiled(CompiledModel):
         ops = session.ops
         return {
             "rotations": ops.rotations, "pmult": ops.pmult, "cmult": ops.cmult,
-            "rotation_keys": len(session.keys.rotation_steps),
-            "rotation_key_bytes": len(session.keys.rotation_keys),
-            "evaluation_key_bytes": session.keys.nbytes, "levels": params.levels,
+            "rotation_keys": session.rotation_keys,
+            "rotation_key_bytes": session.rotation_key_bytes,
+            "evaluation_key_bytes": session.evaluation_key_bytes, "levels": params.levels,
             "levels_used": session.program.depth, "bootstraps": 0, "log_n": params.log_n,
             "coeff_modulus_bits": list(params.coeff_modulus_bits),
         }
