@@ -18,7 +18,7 @@ FAST = ["--log-n", "13", "--depth", "1", "--repeats", "2"]
 def test_measured_calibration_is_plausible():
     params = HEParams.with_depth(13, 2)
     seen = []
-    cal = measure_calibration(params, repeats=2, progress=seen.append)
+    cal = measure_calibration(params, repeats=7, progress=seen.append)  # medians steady enough
     assert seen == [f"{op} at level {level}" for level in (2, 1) for op in LEVEL_FIELDS
                     + (("encrypt", "decrypt") if level == 2 else ())]
     assert (cal.log_n, cal.coeff_modulus_bits) == (13, (60, 40, 40, 60))
@@ -29,8 +29,9 @@ def test_measured_calibration_is_plausible():
         # A key switch costs far more than a slot-wise product or an addition.
         assert cal.rotation[level] > 3 * cal.pmult[level]
         assert cal.rotation[level] > 3 * cal.add[level]
-    # One more prime: a key switch does clearly more work (measured 1.7x at 2^13).
-    assert cal.rotation[2] > 1.2 * cal.rotation[1]
+    # One more prime: a key switch does more work (measured 1.7x at 2^13; the margin
+    # leaves room for a busy machine).
+    assert cal.rotation[2] > 1.1 * cal.rotation[1]
     assert cal.rotation_key_bytes == pytest.approx(params.rotation_key_bytes, rel=0.1)
     assert "Pyfhel 3.5.0" in cal.machine and cal.measured_at
 
