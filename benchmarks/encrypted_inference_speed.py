@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 
-from artemis_core.deploy.encrypted_eval import run_encrypted
+from artemis_core.deploy.engine import run_engine
 from artemis_core.io import render
 from artemis_core.learning.zoo import build_model
 from artemis_core.pruning.pipeline import PruneConfig, prune_model
@@ -36,11 +36,12 @@ def main() -> None:
         prune_model(pruned, data.input_shape, None, "diagonal", target, seed=0,
                     config=PruneConfig(reg_epochs=0), progress=False)
         models.append((f"diagonal {target}", pruned.eval()))
-    runs = run_encrypted(models, images, labels, get("cost_model", "gazelle")())
+    runs = run_engine(get("engine", "artemis")({"cost_model": "gazelle"}), models, images,
+                      labels, images)
     base = runs[0]
     print(render([{
-        "model": r.label, "rotations": r.rotations,
-        "rotation_reduction": round(base.rotations / r.rotations, 2),
+        "model": r.label, "rotations": r.stats["rotations"],
+        "rotation_reduction": round(base.stats["rotations"] / r.stats["rotations"], 2),
         "wall_s": round(r.seconds_per_image, 3), "cpu_s": round(r.cpu_seconds_per_image, 3),
         "speedup_wall": round(base.seconds_per_image / r.seconds_per_image, 2),
         "speedup_cpu": round(base.cpu_seconds_per_image / r.cpu_seconds_per_image, 2),

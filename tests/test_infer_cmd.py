@@ -51,18 +51,24 @@ def test_json_reports_dense_and_pruned_side_by_side(tmp_path):
     payload = json.loads(result.stdout)
     dense, pruned = payload["dense"], payload["pruned"]
     for run in (dense, pruned):
+        stats = run["stats"]
         assert run["images"] == 3
         assert run["agreement"] == 1.0
         assert run["encrypted_accuracy"] == run["plain_accuracy"]
         assert run["max_logit_error"] < 1e-4
-        assert run["seconds_per_image"] > run["server_seconds_per_image"] > 0
+        assert run["seconds_per_image"] > stats["server_seconds_per_image"] > 0
         # the latency model prices the server's ops at their levels (calibrated at 2^14)
-        assert 0.5 < run["server_seconds_per_image"] / run["estimated_server_seconds"] < 2
-        assert run["depth"] == 5
-        assert (run["security"], run["allow_insecure"]) == ("128-bit", False)
+        assert 0.5 < stats["server_seconds_per_image"] / stats["estimated_server_seconds"] < 2
+        # ... and so does the prediction, from the weights alone
+        assert run["predicted"]["seconds"] == pytest.approx(stats["estimated_server_seconds"])
+        assert stats["levels_used"] == 5
+        assert (stats["security"], stats["allow_insecure"]) == ("128-bit", False)
+    dense, pruned = dense["stats"], pruned["stats"]
     assert pruned["rotations"] < dense["rotations"]
     assert pruned["rotation_keys"] <= dense["rotation_keys"]
-    assert payload["rotation_reduction"] == round(dense["rotations"] / pruned["rotations"], 3)
+    # the prediction, from the weights alone, counts the rotations the server ran
+    assert payload["predicted_rotation_reduction"] == round(
+        dense["rotations"] / pruned["rotations"], 3)
     # artemis cost counts what the server ran: the same rotations, keys and key bytes
     dense_checkpoint = next(tmp_path.glob("*-dense.pt"))
     counted = CliRunner().invoke(main, ["cost", "--checkpoint", str(dense_checkpoint),
@@ -84,4 +90,4 @@ def test_bsgs_runs_the_whole_network_encrypted_and_records_its_cost_model(tmp_pa
     assert payload["cost_model"] == "bsgs" and payload["strategy"] == "hybrid"
     for run in (payload["dense"], payload["pruned"]):
         assert run["agreement"] == 1.0 and run["max_logit_error"] < 1e-4  # ~5e-6 measured
-    assert payload["pruned"]["rotations"] < payload["dense"]["rotations"]
+    assert payload["pruned"]["stats"]["rotations"] < payload["dense"]["stats"]["rotations"]

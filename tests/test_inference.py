@@ -104,15 +104,21 @@ def test_the_reply_decrypts_to_zero_outside_the_logits(session):
 
 
 def test_models_that_would_not_fit_in_memory_are_refused_before_any_key(session, monkeypatch):
-    from artemis_core.deploy import encrypted_eval
+    from artemis_core.deploy import engine as engines
+    from artemis_core.deploy.session import held_bytes
     from artemis_core.errors import ArtemisError
 
-    program = session[1]
-    held = encrypted_eval.held_bytes(program)
+    model, program = session[0], session[1]
+    held = held_bytes(program)
     keys = 3 * len(program.service.rotation_steps) * PARAMS.rotation_key_bytes
     assert held > keys > 0  # keys, and the weights on top
+    artemis = get("engine", "artemis")({"log_n": 13, "allow_insecure": True})
+    assert artemis.held_bytes(model, SHAPE) == held  # the engine compiles the same program
     pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": held // 4096 + 1}
-    monkeypatch.setattr(encrypted_eval.os, "sysconf", pages.__getitem__)
-    encrypted_eval.check_memory([program])  # one fits
+    monkeypatch.setattr(engines.os, "sysconf", pages.__getitem__)
+    engines.check_memory([held])  # one fits
+    monkeypatch.setattr(artemis, "compile", lambda *args: pytest.fail("compiled"))
+    images = torch.zeros(1, *SHAPE)
     with pytest.raises(ArtemisError, match=r"2 models side by side would hold about .* GB"):
-        encrypted_eval.check_memory([program, program])
+        engines.run_engine(artemis, [("a", model), ("b", model)], images,
+                           torch.zeros(1, dtype=torch.long), images, progress=False)

@@ -4,6 +4,7 @@ what the engine's cost model predicted for them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,49 @@ from ..pruning.pipeline import HESetting, PruneConfig, prune_run, train_dense
 from ..registry import get, get_registry
 from .options import choose_model
 
-COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement", "max_logit_err",
-           "s_per_image", "cpu_s_per_image", "threads", "speedup", "cpu_speedup",
-           "diagonals", "keys", "key_MB", "bootstraps", "levels", "pred_rot_reduction",
-           "pred_latency_reduction", "speedup_vs_pred")
+MEASURED_COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement",
+                    "max_logit_err", "s_per_image", "cpu_s_per_image", "threads", "speedup",
+                    "cpu_speedup")
+PREDICTED_COLUMNS = ("pred_rot_reduction", "pred_latency_reduction", "speedup_vs_pred")
 #: training images Orion-like engines fit their activation ranges on
 CALIBRATION_IMAGES = 256
 MB = 1e6
+
+
+def _rounded(key: str, digits: int = 3):
+    return lambda stats, dense: (None if stats.get(key) is None
+                                 else round(stats[key], digits))
+
+
+def _megabytes(*keys: str):
+    return lambda stats, dense: round(sum(stats.get(k, 0) for k in keys) / MB, 1)
+
+
+#: every engine-specific column: its cell from a run's stats and the dense run's stats
+#: (an engine's ``columns`` picks which it shows)
+STAT_COLUMNS = {
+    "server_s": _rounded("server_seconds_per_image"),
+    "est_server_s": _rounded("estimated_server_seconds"),
+    "rotations": lambda stats, dense: stats.get("rotations", "-"),
+    "diagonals": lambda stats, dense: stats.get("diagonals", "-"),
+    "keys": lambda stats, dense: stats.get("rotation_keys", "-"),
+    "key_MB": _megabytes("rotation_key_bytes"),
+    "sent_MB": _megabytes("evaluation_key_bytes", "query_bytes"),
+    "bootstraps": lambda stats, dense: stats.get("bootstraps", "-"),
+    "levels": lambda stats, dense: f"{stats.get('levels_used', '-')}/"
+                                   f"{stats.get('levels', '-')}",
+    "security": lambda stats, dense: stats["security"]
+    + (" (--allow-insecure)" if stats["allow_insecure"] else ""),
+}
+
+
+def columns(engine: Engine) -> tuple[str, ...]:
+    """The table's columns for ``engine``: measured, its own, predicted."""
+    unknown = [c for c in engine.columns if c not in STAT_COLUMNS]
+    if unknown:
+        raise ArtemisError(f"engine {engine.name!r} asks for unknown columns {unknown}; "
+                           f"known: {sorted(STAT_COLUMNS)}")
+    return MEASURED_COLUMNS + tuple(engine.columns) + PREDICTED_COLUMNS
 
 
 def read_config(path: Path | None) -> dict[str, Any]:
@@ -99,17 +136,19 @@ def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, mode
     runs = run_engine(engine, [("dense", dense), (label, pruned)], images[:count],
                       labels[:count], calibration)
     predicted = predict(cost_model, [dense, pruned], info.input_shape, log_n)
-    rows = [row(run, runs[0], predicted[k], predicted[0]) for k, run in enumerate(runs)]
+    table = columns(engine)
+    rows = [row(run, runs[0], predicted[k], predicted[0], table)
+            for k, run in enumerate(runs)]
     payload = {
         "engine": engine.name, "model": info.model, "dataset": info.dataset,
         "images": count, "strategy": strategy, "target": target, "cost_model": cost_model,
-        "speedup": rows[1]["speedup"], "cpu_speedup": rows[1]["cpu_speedup"],
+        "log_n": log_n, "speedup": rows[1]["speedup"], "cpu_speedup": rows[1]["cpu_speedup"],
         "predicted_rotation_reduction": rows[1]["pred_rot_reduction"],
         "predicted_latency_reduction": rows[1]["pred_latency_reduction"],
         "dense": {**runs[0].as_dict(), "predicted": predicted[0]},
         "pruned": {**runs[1].as_dict(), "predicted": predicted[1]},
     }
-    click.echo(render(rows, fmt, COLUMNS, json_payload=payload))
+    click.echo(render(rows, fmt, table, json_payload=payload))
 
 
 def predict(cost_model: str, models: list[nn.Module], input_shape: tuple[int, int, int],
@@ -157,11 +196,13 @@ def _masks(setting: HESetting, model: nn.Module) -> list:
     return [modules[s.name].weight.detach() != 0 for s in setting.specs]
 
 
-def measured_columns(run, dense) -> dict:
-    """The columns every encrypted run shares (an ``EngineRun`` or an ``EncryptedRun``):
-    accuracies, agreement, logit error, seconds per image and the speed-ups against the
-    dense run measured in the same loop."""
-    return {
+def row(run: EngineRun, dense: EngineRun, predicted: dict, dense_predicted: dict,
+        table: Sequence[str]) -> dict:
+    """Table row of ``table``'s columns; ratios are against the dense run (measured in
+    the same loop) and the dense prediction."""
+    speedup = dense.seconds_per_image / run.seconds_per_image
+    latency = dense_predicted["seconds"] / max(predicted["seconds"], 1e-12)
+    cells = {
         "model": run.label, "images": run.images,
         "plain_acc": round(run.plain_accuracy, 4),
         "encrypted_acc": round(run.encrypted_accuracy, 4),
@@ -169,26 +210,13 @@ def measured_columns(run, dense) -> dict:
         "max_logit_err": f"{run.max_logit_error:.1e}",
         "s_per_image": round(run.seconds_per_image, 3),
         "cpu_s_per_image": round(run.cpu_seconds_per_image, 3),
-        "speedup": round(dense.seconds_per_image / run.seconds_per_image, 3),
-        "cpu_speedup": round(dense.cpu_seconds_per_image / run.cpu_seconds_per_image, 3),
-    }
-
-
-def row(run: EngineRun, dense: EngineRun, predicted: dict, dense_predicted: dict) -> dict:
-    """Table row; ratios are against the dense run (measured in the same loop)."""
-    stats = run.stats
-    speedup = dense.seconds_per_image / run.seconds_per_image
-    latency = dense_predicted["seconds"] / max(predicted["seconds"], 1e-12)
-    return {
-        **measured_columns(run, dense),
         "threads": run.threads,
-        "diagonals": stats.get("diagonals", "-"),
-        "keys": stats.get("rotation_keys", "-"),
-        "key_MB": round(stats.get("rotation_key_bytes", 0) / MB, 1),
-        "bootstraps": stats.get("bootstraps", "-"),
-        "levels": f"{stats.get('levels_used', '-')}/{stats.get('levels', '-')}",
+        "speedup": round(speedup, 3),
+        "cpu_speedup": round(dense.cpu_seconds_per_image / run.cpu_seconds_per_image, 3),
         "pred_rot_reduction": round(dense_predicted["rotations"]
                                     / max(predicted["rotations"], 1), 3),
         "pred_latency_reduction": round(latency, 3),
         "speedup_vs_pred": round(speedup / latency, 3),
     }
+    own = {c: STAT_COLUMNS[c](run.stats, dense.stats) for c in table if c in STAT_COLUMNS}
+    return {c: (own | cells)[c] for c in table}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..errors import ArtemisError
 from ..registry import declare_kind
 
 
@@ -37,7 +38,8 @@ class CompiledModel(ABC):
     @abstractmethod
     def stats(self) -> dict[str, Any]:
         """What the engine measured about the compiled program (JSON-ready): at least
-        ``rotation_keys``, ``rotation_key_bytes`` and ``levels``."""
+        ``rotation_keys``, ``rotation_key_bytes`` and ``levels``; ``threads`` when it
+        uses fewer than the process may."""
 
 
 class Engine(ABC):
@@ -53,6 +55,9 @@ class Engine(ABC):
     cost_model: ClassVar[str] = "gazelle"
     #: the strategy ``artemis infer --engine`` prunes with by default
     strategy: ClassVar[str] = "diagonal"
+    #: the columns of ``artemis infer``'s table this engine's stats fill
+    #: (:data:`artemis_core.cli.engine_infer.STAT_COLUMNS` names them all)
+    columns: ClassVar[tuple[str, ...]] = ("keys", "key_MB", "levels")
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config = dict(config or {})
@@ -61,6 +66,11 @@ class Engine(ABC):
     def check(self, model: nn.Module, input_shape: Sequence[int]) -> None:
         """Raise a one-line :class:`~artemis_core.errors.ArtemisError` if ``model`` cannot
         run on this engine (an unsupported layer, a chain too short...): cheap, no keys."""
+
+    def held_bytes(self, model: nn.Module, input_shape: Sequence[int]) -> int:
+        """Memory the compiled ``model`` will hold (keys, encoded weights), estimated
+        without making keys; 0 when the engine cannot tell."""
+        return 0
 
     @abstractmethod
     def compile(self, model: nn.Module, input_shape: Sequence[int],
@@ -106,6 +116,7 @@ def run_engine(engine: Engine, models: Sequence[tuple[str, nn.Module]], images: 
     shape = tuple(images.shape[1:])
     for _, model in models:
         engine.check(model.eval(), shape)
+    check_memory([engine.held_bytes(model, shape) for _, model in models])
     compiled, plain = [], []
     for _, model in models:
         compiled.append(engine.compile(model.eval(), shape, calibration))
@@ -123,7 +134,7 @@ def run_engine(engine: Engine, models: Sequence[tuple[str, nn.Module]], images: 
     n, threads = len(labels), available_threads()
     runs = []
     for k, (label, _) in enumerate(models):
-        encrypted = torch.stack(logits[k])
+        encrypted, stats = torch.stack(logits[k]), compiled[k].stats()
         runs.append(EngineRun(
             label=label, engine=engine.name, images=n,
             plain_accuracy=_share(plain[k].argmax(1) == labels),
@@ -131,10 +142,23 @@ def run_engine(engine: Engine, models: Sequence[tuple[str, nn.Module]], images: 
             agreement=_share(encrypted.argmax(1) == plain[k].argmax(1)),
             max_logit_error=float((encrypted - plain[k]).abs().max()),
             seconds_per_image=wall[k] / n, cpu_seconds_per_image=cpu[k] / n,
-            threads=threads, setup_seconds=compiled[k].setup_seconds,
-            stats=compiled[k].stats(),
+            threads=stats.get("threads", threads), setup_seconds=compiled[k].setup_seconds,
+            stats=stats,
         ))
     return runs
+
+
+def check_memory(needed: Sequence[int]) -> None:
+    """Refuse, before any key is made, models whose compiled forms together would hold
+    more than the memory this machine has available (they are measured side by side)."""
+    total = sum(needed)
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if total > available:
+        raise ArtemisError(
+            f"encrypted inference of {len(needed)} models side by side would hold about "
+            f"{total / 1e9:.1f} GB (encoded weights and rotation keys), more than the "
+            f"{available / 1e9:.1f} GB available; measure fewer models at once or a "
+            "smaller N")
 
 
 def _share(hits: torch.Tensor) -> float:

@@ -104,6 +104,7 @@ class OrionEngine(Engine):
     #: under bsgs, channel-diagonal groups alone take he-cnn to 1.48x at most (taps and
     #: the classifier); hybrid groups reach the 1.75x default
     strategy = "hybrid"
+    columns = ("diagonals", "keys", "key_MB", "bootstraps", "levels")
     description = ("Orion (ASPLOS'25) on Lattigo: BSGS diagonal packing, zero diagonals "
                    "skipped, automatic bootstrap placement, multi-threaded")
 
