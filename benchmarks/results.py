@@ -228,7 +228,7 @@ def measure(study: Study, out: Path, cost_model: str) -> None:
         try:
             runs = run_engine(engine, models, images, truth, calibration)
             predicted = predict(predicted_under, [m for _, m in models], data.input_shape,
-                                log_n)
+                                log_n, engine_name)
             result[name] = [engine_row(r, runs[0], p, predicted[0], columns(engine))
                             for r, p in zip(runs, predicted, strict=True)]
         except ArtemisError as exc:  # a model the engine refuses is reported, not fatal

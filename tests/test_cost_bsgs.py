@@ -288,3 +288,27 @@ def test_pyfhel_runs_the_plan_with_exactly_its_ops_to_ckks_precision(spec):
     check = check_layer(spec, params, MODEL, x, weight, bias)
     assert check.executed == check.predicted and check.dense_counts_match
     assert check.max_abs_error < check.tolerance
+
+
+def test_with_transform_prices_each_live_block_is_priced_as_one_transform():
+    from dataclasses import replace
+
+    from artemis_core.he.latency import estimate_seconds, load_calibration
+    from artemis_core.he.specs import OpCount
+
+    terms = {"transform": 0.02, "diagonal": 1e-4, "baby": 2e-3, "giant": 4e-3}
+    base = load_calibration()
+    priced = replace(base, engine="orion", transform={1: terms, 2: terms})
+    spec = ConvSpec("c", 8, 16, 3, 2, 1, 8, 8, bias=True)
+    params = HEParams.with_depth(13, 2, allow_insecure=True)
+    plan = BsgsCostModel().plan(spec, params)
+    details, ops = plan.details(), plan.op_count()
+    assert details["blocks"] == 1
+    outside = {2: OpCount(rescales=1), 1: OpCount(other_rotations=details["hybrid_rotations"],
+                                                  adds=details["hybrid_rotations"] + 1)}
+    expected = (0.02 + ops.pmult * 1e-4 + details["baby_rotations"] * 2e-3
+                + details["giant_rotations"] * 4e-3 + estimate_seconds(outside, priced))
+    assert plan.estimated_seconds(2, priced) == pytest.approx(expected)
+    # without transform prices, every operation at its own price
+    assert plan.estimated_seconds(2, base) == pytest.approx(
+        estimate_seconds(plan.op_count_at(2), base))

@@ -184,3 +184,43 @@ def test_estimate_adds_up_over_layers_and_levels(a, b, level_a, level_b):
         estimate_seconds(a, cal) + estimate_seconds(b, cal))
     assert estimate_seconds(add_levels({level_a: a}, {level_b: b}), cal) == pytest.approx(
         estimate_seconds(a, cal, level_a) + estimate_seconds(b, cal, level_b))
+
+
+TERMS = {"transform": 0.02, "diagonal": 1e-4, "baby": 2e-3, "giant": 4e-3}
+
+
+def test_transform_prices_round_trip_and_price_each_term(tmp_path):
+    cal = _calibration(engine="orion", transform={1: TERMS, 2: TERMS, 3: TERMS})
+    path = save_calibration(cal, tmp_path / "orion.json")
+    loaded = load_calibration(path)
+    assert loaded == cal and loaded.engine == "orion"
+    # the same terms at every level: any level is priced with them
+    assert loaded.price_transform(2, diagonals=10, baby=3, giant=4) == pytest.approx(
+        0.02 + 10 * 1e-4 + 3 * 2e-3 + 4 * 4e-3)
+    assert loaded.price_transform(5, 1, 0, 0) == pytest.approx(0.02 + 1e-4)
+
+
+@pytest.mark.parametrize("table, message", [
+    ({1: {"transform": 0.02}}, r"seconds for each of \['transform', 'diagonal'"),
+    ({9: TERMS}, "levels 0..3"),
+    ({1: {**TERMS, "giant": -1}}, "non-negative"),
+])
+def test_a_bad_transform_table_is_refused(table, message):
+    with pytest.raises(CalibrationError, match=message):
+        _calibration(transform=table)
+
+
+def test_a_calibration_without_transform_prices_cannot_price_a_transform():
+    with pytest.raises(CalibrationError, match="the artemis calibration has no transform"):
+        _calibration().price_transform(1, 1, 0, 0)
+
+
+def test_each_engine_reads_its_own_file_then_its_shipped_default(config_home):
+    assert user_calibration_path("orion").name == "calibration-orion.json"
+    shipped = load_calibration(engine="orion")
+    assert shipped.engine == "orion" and shipped.transform
+    assert load_calibration(engine="no-such-engine") == load_calibration()
+    mine = _calibration(engine="orion", transform={1: TERMS})
+    save_calibration(mine)  # to the orion engine's user file
+    assert load_calibration(engine="orion") == mine
+    assert load_calibration().engine == "artemis"

@@ -218,3 +218,27 @@ def test_infer_engine_orion_prints_dense_and_pruned_rows(tmp_path):
         assert run["stats"]["diagonals"] > 0
         assert run["predicted"]["pmult"] > 0
     assert payload["pruned"]["stats"]["diagonals"] < payload["dense"]["stats"]["diagonals"]
+
+
+def test_orion_calibration_prices_transforms_by_their_size(engine):
+    """Lattigo timed through Orion's bindings, on the engine's own scheme."""
+    from artemis_plugins.engines.orion_calibrate import measure_orion_calibration
+
+    cal = measure_orion_calibration(engine.ckks, repeats=1, sizes=(1, 8, 32))
+    assert cal.engine == "orion" and cal.log_n == 13
+    assert sorted(cal.transform) == [1, 2, 3, 4, 5]  # every level down to 1
+    assert cal.rotation_key_bytes > 0 and cal.price("rotation", 5) > cal.price("add", 5)
+    small, large = cal.price_transform(5, 1, 0, 1), cal.price_transform(5, 32, 5, 7)
+    assert 0 < small < large
+
+
+def test_transform_fit_recovers_known_terms():
+    from artemis_plugins.engines.orion_calibrate import fit_transform, transform_terms
+
+    rows = [transform_terms(d, 4096) for d in ([0], [0, 1], [0, 64, 128], list(range(16)),
+                                               list(range(0, 512, 8)), [1, 5, 77, 900])]
+    seconds = [0.02 + 1e-4 * d + 2e-3 * b + 4e-3 * g for d, b, g in rows]
+    seconds[2] *= 3  # one timing hit by a garbage collection
+    fitted = fit_transform(rows, seconds)
+    assert fitted == pytest.approx({"transform": 0.02, "diagonal": 1e-4, "baby": 2e-3,
+                                    "giant": 4e-3}, rel=1e-6)

@@ -15,7 +15,8 @@ from torch import nn
 from ..deploy.engine import Engine, EngineRun, run_engine
 from ..deploy.he_program import ConvStep, HEProgram, compile_model, fit_params
 from ..errors import ArtemisError, ParamsError, SpecError
-from ..he.latency import COUNTING_LEVEL, estimate_seconds, load_calibration
+from ..he.latency import COUNTING_LEVEL, DEFAULT_ENGINE, load_calibration
+from ..he.specs import OpCount
 from ..io import render
 from ..learning.zoo import build_model
 from ..pruning.budget import parse_target
@@ -135,7 +136,7 @@ def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, mode
     label = f"{strategy} {target}"
     runs = run_engine(engine, [("dense", dense), (label, pruned)], images[:count],
                       labels[:count], calibration)
-    predicted = predict(cost_model, [dense, pruned], info.input_shape, log_n)
+    predicted = predict(cost_model, [dense, pruned], info.input_shape, log_n, engine.name)
     table = columns(engine)
     rows = [row(run, runs[0], predicted[k], predicted[0], table)
             for k, run in enumerate(runs)]
@@ -152,29 +153,31 @@ def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, mode
 
 
 def predict(cost_model: str, models: list[nn.Module], input_shape: tuple[int, int, int],
-            log_n: int) -> list[dict[str, Any]]:
-    """Per model: the cost model's rotations, PMults per layer and estimated seconds, with
-    each layer's mask read off its weights. A model that compiles to our encrypted
-    program is predicted whole (activations and the classifier as the cost model runs
-    it included, each operation at its level: ``counted: program``); any other model by
-    its conv and linear layers alone (``counted: layers``, priced at COUNTING_LEVEL)."""
+            log_n: int, engine: str = DEFAULT_ENGINE) -> list[dict[str, Any]]:
+    """Per model: the cost model's rotations, PMults per layer and estimated seconds at
+    ``engine``'s calibrated prices (our program's when it has none), with each layer's
+    mask read off its weights. A model that compiles to our encrypted program is
+    predicted whole (activations and the classifier as the cost model runs it included,
+    each step at its level: ``counted: program``); any other model by its conv and
+    linear layers alone (``counted: layers``, at COUNTING_LEVEL)."""
     setting = HESetting.for_model(models[0], input_shape, cost_model, log_n)
-    calibration = load_calibration()
+    calibration = load_calibration(engine=engine)
     out = []
     for model in models:
         program = _program(model, input_shape, setting)
         if program is not None:
-            ops, by_level = program.op_count(), program.op_count_by_level()
+            ops, seconds = program.op_count(), program.estimated_seconds(calibration)
             layers = {s.name: s.op_count().pmult for s in program.steps
                       if isinstance(s, ConvStep)}
         else:
-            ops = setting.count_weights(model)
-            by_level = {COUNTING_LEVEL: ops}
-            layers = {s.name: setting.cost_model.count(s, setting.params, mask).pmult
-                      for s, mask in zip(setting.specs, _masks(setting, model), strict=True)}
+            plans = [setting.cost_model.plan(s, setting.params, mask)
+                     for s, mask in zip(setting.specs, _masks(setting, model), strict=True)]
+            ops = sum((plan.op_count() for plan in plans), OpCount())
+            seconds = sum(plan.estimated_seconds(COUNTING_LEVEL, calibration) for plan in plans)
+            layers = {plan.spec.name: plan.op_count().pmult for plan in plans}
         out.append({"rotations": ops.rotations, "pmult": ops.pmult, "keys": ops.keys,
-                    "seconds": estimate_seconds(by_level, calibration),
-                    "counted": "layers" if program is None else "program",
+                    "seconds": seconds, "counted": "layers" if program is None else "program",
+                    "calibration": f"{calibration.engine} at N=2^{calibration.log_n}",
                     "pmult_per_layer": layers})
     return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import ArtemisError
+from ..he.latency import Calibration
 from ..registry import declare_kind
 
 
@@ -71,6 +72,15 @@ class Engine(ABC):
         """Memory the compiled ``model`` will hold (keys, encoded weights), estimated
         without making keys; 0 when the engine cannot tell."""
         return 0
+
+    def calibrate(self, log_n: int, depth: int | None, repeats: int | None,
+                  progress: Callable[[str], None] | None = None) -> Calibration:
+        """Time this engine's operations at every level of a chain of ``depth`` rescales
+        at N = 2^log_n, ``repeats`` times each (``None``: the engine's defaults), for the
+        latency model (``progress(what)`` after each measurement); engines
+        without a calibration are priced with our program's."""
+        raise ArtemisError(f"engine {self.name!r} cannot calibrate; its predictions use "
+                           "the artemis engine's prices")
 
     @abstractmethod
     def compile(self, model: nn.Module, input_shape: Sequence[int],

@@ -18,7 +18,7 @@ slots. Every step counts its operations from the same data it executes with, by 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..errors import ParamsError, SpecError
 from ..he.backend import HEBackend
 from ..he.cost_model import CostModel, LayerPlan, split_at_rescale
 from ..he.extract import extract_specs
+from ..he.latency import Calibration, estimate_seconds
 from ..he.params import HEParams
 from ..he.specs import ConvSpec, OpCount, add_levels
 from ..learning.polyact import PolyAct
@@ -57,6 +58,10 @@ class Step(ABC):
         """:meth:`op_count` by the level each operation runs at, for inputs at ``level``
         (all at ``level`` unless the step keeps working after its rescale)."""
         return split_at_rescale(level, self.op_count(), OpCount())
+
+    def estimated_seconds(self, level: int, calibration: Calibration) -> float:
+        """The latency model's seconds for the step with inputs at ``level``."""
+        return estimate_seconds(self.op_count_at(level), calibration)
 
 
 def _live(name: str, cts: list[Any]) -> list[Any]:
@@ -86,6 +91,10 @@ class ConvStep(Step):
     def op_count_at(self, level: int) -> dict[int, OpCount]:
         """The plan's count by level."""
         return self.plan.op_count_at(level)
+
+    def estimated_seconds(self, level: int, calibration: Calibration) -> float:
+        """The plan's price (as transforms, where the calibration has their prices)."""
+        return self.plan.estimated_seconds(level, calibration)
 
 
 @dataclass(frozen=True)
@@ -184,11 +193,20 @@ class HEProgram:
         """:meth:`op_count` by the level each operation runs at (the server's
         ``ops_by_level`` for one inference): each step starts at the level its
         predecessors left."""
-        level, parts = self.service.params.levels, []
+        return add_levels(*(step.op_count_at(level) for step, level in self._at_levels()))
+
+    def estimated_seconds(self, calibration: Calibration) -> float:
+        """The latency model's seconds for one inference: each step at its level, at
+        ``calibration``'s prices (an engine's transform prices included)."""
+        return sum(step.estimated_seconds(level, calibration)
+                   for step, level in self._at_levels())
+
+    def _at_levels(self) -> Iterator[tuple[Step, int]]:
+        """Each step with the level its predecessors left its inputs at."""
+        level = self.service.params.levels
         for step in self.steps:
-            parts.append(step.op_count_at(level))
+            yield step, level
             level -= 1 if step.op_count().rescales else 0
-        return add_levels(*parts)
 
     def run(self, backend: HEBackend, cts: list[Any]) -> list[Any]:
         """Evaluate every step; returns the output ciphertexts."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..he.latency import estimate_seconds, load_calibration
+from ..he.latency import load_calibration
 from ..he.specs import OpCount
 from .engine import CompiledModel
 from .he_program import HEProgram
@@ -92,4 +92,4 @@ def estimated_seconds(program: HEProgram) -> float | None:
     calibration = load_calibration()
     if calibration.log_n != program.service.params.log_n:
         return None
-    return estimate_seconds(program.op_count_by_level(), calibration)
+    return program.estimated_seconds(calibration)

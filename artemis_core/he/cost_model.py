@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..registry import declare_kind
+from .latency import Calibration, estimate_seconds
 from .params import HEParams
 from .specs import ConvSpec, OpCount
 
@@ -32,15 +33,25 @@ class LayerPlan(ABC):
     params: HEParams
 
     @abstractmethod
+    def counts_around_rescale(self) -> tuple[OpCount, OpCount]:
+        """Operations :meth:`execute` performs before its rescale (at the input level)
+        and after it (one level lower)."""
+
     def op_count(self) -> OpCount:
         """Operations that :meth:`execute` will perform."""
+        before, after = self.counts_around_rescale()
+        return before + after
 
     def op_count_at(self, level: int) -> dict[int, OpCount]:
         """:meth:`op_count` by the level each operation runs at, for inputs that arrive
-        at ``level`` (rescales left), as a backend's ``ops_by_level`` counts them. By
-        default every operation runs at ``level``; a plan that rescales and then keeps
-        working overrides this (see :func:`split_at_rescale`)."""
-        return split_at_rescale(level, self.op_count(), OpCount())
+        at ``level`` (rescales left), as a backend's ``ops_by_level`` counts them (see
+        :func:`split_at_rescale`)."""
+        return split_at_rescale(level, *self.counts_around_rescale())
+
+    def estimated_seconds(self, level: int, calibration: Calibration) -> float:
+        """The latency model's seconds for the layer with inputs at ``level``: every
+        operation at its level, at ``calibration``'s prices."""
+        return estimate_seconds(self.op_count_at(level), calibration)
 
     @abstractmethod
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:

@@ -31,13 +31,16 @@ OP_FIELDS = (*LEVEL_FIELDS, "encrypt", "decrypt")
 #: (rotation; cmult's relinearisation) decomposes into one digit per prime and extends
 #: each to every prime, so it grows quadratically; the other operations work prime by
 #: prime, so linearly.
-FIT_DEGREE = {"rotation": 2, "cmult": 2}
+FIT_DEGREE = {"rotation": 2, "cmult": 2, "baby": 2, "giant": 2}
+#: Terms of a hoisted BSGS linear transform's price (``Calibration.transform``): a fixed
+#: cost per transform, then per diagonal product, baby-step and giant-step rotation.
+TRANSFORM_TERMS = ("transform", "diagonal", "baby", "giant")
 #: The level a count without levels is priced at: the top of the default chain
 #: [60, 40, 40, 60] that layers are counted under (``HEParams()``), where a model's first
 #: layers run; a compiled program's own levels are priced exactly instead.
 COUNTING_LEVEL = HEParams().levels
-USER_FILE = Path("artemis") / "calibration.json"
-DEFAULT_RESOURCE = "data/calibration_default.json"
+#: The engine whose calibration prices counts when none is named: our Pyfhel program.
+DEFAULT_ENGINE = "artemis"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class Calibration:
     ``rotation_key_bytes`` is the size of one rotation key. CPU seconds of the executing
     thread (wall time on an idle machine), each through the backend's own call as the
     server makes it.
+
+    ``engine`` names the engine measured (``artemis``: our Pyfhel program). An engine
+    that evaluates each block of a BSGS layer as one hoisted linear transform (Orion on
+    Lattigo) also has ``transform``: ``{level: {term: seconds}}`` for the
+    :data:`TRANSFORM_TERMS`, fitted to timed transforms, priced by
+    :meth:`price_transform`.
     """
 
     log_n: int
@@ -71,6 +80,8 @@ class Calibration:
     machine: str = ""
     measured_at: str = ""
     note: str = ""
+    engine: str = DEFAULT_ENGINE
+    transform: Mapping[int, Mapping[str, float]] | None = None
     _fits: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,15 +92,22 @@ class Calibration:
                if not _is_seconds(getattr(self, f))}
         if bad:
             raise CalibrationError(f"calibration latencies {bad} must be non-negative seconds")
+        tables = {name: getattr(self, name) for name in LEVEL_FIELDS}
+        if self.transform is not None:
+            transform = self._levels("transform", self.transform, TRANSFORM_TERMS)
+            object.__setattr__(self, "transform", transform)
+            tables |= {term: {level: terms[term] for level, terms in transform.items()}
+                       for term in TRANSFORM_TERMS}
         fits = {}
-        for name in LEVEL_FIELDS:
-            table = getattr(self, name)
+        for name, table in tables.items():
             primes = np.array([level + 1 for level in table], dtype=np.float64)
             degree = min(FIT_DEGREE.get(name, 1), len(table) - 1)
             fits[name] = np.polyfit(primes, np.array(list(table.values())), degree)
         object.__setattr__(self, "_fits", fits)
 
-    def _levels(self, name: str, table: Any) -> dict[int, float]:
+    def _levels(self, name: str, table: Any, terms: tuple[str, ...] | None = None) -> dict:
+        """``table`` with int levels, checked: seconds per level (or, with ``terms``, a
+        mapping of exactly those terms to seconds per level)."""
         top = self.top_level
         if not isinstance(table, Mapping):
             raise CalibrationError(
@@ -101,11 +119,18 @@ class Calibration:
             levels = {int(level): seconds for level, seconds in table.items()}
         except ValueError as exc:
             raise CalibrationError(f"calibration field {name!r}: level {exc}") from exc
-        bad = {k: v for k, v in levels.items() if not (0 <= k <= top and _is_seconds(v))}
+        def valid(value: Any) -> bool:
+            if terms is None:
+                return _is_seconds(value)
+            return (isinstance(value, Mapping) and set(value) == set(terms)
+                    and all(_is_seconds(v) for v in value.values()))
+
+        bad = {k: v for k, v in levels.items() if not (0 <= k <= top and valid(value=v))}
         if not levels or bad:
+            what = "seconds" if terms is None else f"seconds for each of {list(terms)}"
             raise CalibrationError(
                 f"calibration field {name!r}: {bad or 'no level'}; expected non-negative "
-                f"seconds at levels 0..{top} of the chain {list(self.coeff_modulus_bits)}"
+                f"{what} at levels 0..{top} of the chain {list(self.coeff_modulus_bits)}"
             )
         return dict(sorted(levels.items()))
 
@@ -121,12 +146,25 @@ class Calibration:
             raise CalibrationError(f"op {op!r}; priced per level: {', '.join(LEVEL_FIELDS)}")
         return max(float(np.polyval(self._fits[op], level + 1)), 0.0)
 
+    def price_transform(self, level: int, diagonals: int, baby: int, giant: int) -> float:
+        """Seconds of one hoisted BSGS linear transform at ``level`` with ``diagonals``
+        products and ``baby`` / ``giant`` rotations (each term fitted over the measured
+        levels, as :meth:`price`); raises if this calibration has no transform prices."""
+        if self.transform is None:
+            raise CalibrationError(f"the {self.engine} calibration has no transform prices")
+        counts = {"transform": 1, "diagonal": diagonals, "baby": baby, "giant": giant}
+        return sum(n * max(float(np.polyval(self._fits[term], level + 1)), 0.0)
+                   for term, n in counts.items())
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         out["coeff_modulus_bits"] = list(self.coeff_modulus_bits)
         for name in LEVEL_FIELDS:
             out[name] = {str(level): seconds for level, seconds in getattr(self, name).items()}
+        if self.transform is not None:
+            out["transform"] = {str(level): dict(terms)
+                                for level, terms in self.transform.items()}
         return out
 
     @classmethod
@@ -175,27 +213,34 @@ def estimate_seconds(ops: OpCount | LevelCounts, calibration: Calibration,
     return total
 
 
-def user_calibration_path() -> Path:
-    """``$XDG_CONFIG_HOME/artemis/calibration.json`` (``~/.config`` when unset)."""
+def user_calibration_path(engine: str = DEFAULT_ENGINE) -> Path:
+    """``$XDG_CONFIG_HOME/artemis/calibration.json`` (``~/.config`` when unset) for our
+    program, ``calibration-ENGINE.json`` beside it for another engine."""
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / USER_FILE
+    name = "calibration.json" if engine == DEFAULT_ENGINE else f"calibration-{engine}.json"
+    return Path(base) / "artemis" / name
 
 
-def load_calibration(path: str | Path | None = None) -> Calibration:
-    """Read a calibration; ``None``: the user's file if present, else the shipped
-    default (measured at N = 2^14 with 4 primes, see its ``note``)."""
-    if path is None:
-        user = user_calibration_path()
-        if user.exists():
-            return _read(user)
-        text = resources.files("artemis_core").joinpath(DEFAULT_RESOURCE).read_text()
-        return _parse(text, f"shipped {DEFAULT_RESOURCE}")
-    return _read(Path(path))
+def load_calibration(path: str | Path | None = None,
+                     engine: str = DEFAULT_ENGINE) -> Calibration:
+    """Read a calibration; ``None``: ``engine``'s user file if present, else its shipped
+    default (see its ``note``), else, for an engine without either, our program's."""
+    if path is not None:
+        return _read(Path(path))
+    user = user_calibration_path(engine)
+    if user.exists():
+        return _read(user)
+    name = "default" if engine == DEFAULT_ENGINE else f"{engine}_default"
+    shipped = resources.files("artemis_core").joinpath(f"data/calibration_{name}.json")
+    if not shipped.is_file():
+        return load_calibration()
+    return _parse(shipped.read_text(), f"shipped data/calibration_{name}.json")
 
 
 def save_calibration(calibration: Calibration, path: str | Path | None = None) -> Path:
-    """Write ``calibration`` atomically (``None``: the user's file); returns the path."""
-    target = Path(path) if path is not None else user_calibration_path()
+    """Write ``calibration`` atomically (``None``: the user's file for its engine);
+    returns the path."""
+    target = Path(path) if path is not None else user_calibration_path(calibration.engine)
     try:
         write_json_atomic(target, calibration.to_dict())
     except OSError as exc:

@@ -26,6 +26,7 @@ from artemis_core import hookimpl
 from artemis_core.errors import SpecError
 from artemis_core.he.backend import HEBackend, canonical_step
 from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan, split_at_rescale
+from artemis_core.he.latency import Calibration, estimate_seconds
 from artemis_core.he.params import HEParams
 from artemis_core.he.specs import ConvSpec, OpCount
 
@@ -166,18 +167,9 @@ class BsgsPlan(LayerPlan):
             "n1": [1 << int(k) for k in self.log_n1[live]],
         }
 
-    def op_count(self) -> OpCount:
-        """Operations :meth:`execute` performs, read off the plan's arrays."""
-        before, after = self._counts()
-        return before + after
-
-    def op_count_at(self, level: int) -> dict[int, OpCount]:
-        """The blocks' transforms at the input ``level``; the hybrid embedding's
-        rotate-and-sum and the bias, after the rescale, one level lower."""
-        return split_at_rescale(level, *self._counts())
-
-    def _counts(self) -> tuple[OpCount, OpCount]:
-        """Operations before and after each output row's rescale."""
+    def counts_around_rescale(self) -> tuple[OpCount, OpCount]:
+        """The blocks' transforms before each output row's rescale; the hybrid
+        embedding's rotate-and-sum and the bias after it. Read off the plan's arrays."""
         lay = self.layout
         per_block = self.live.sum(axis=1)
         per_row = (per_block > 0).reshape(lay.n_rows, lay.n_cols).sum(axis=1)
@@ -198,6 +190,23 @@ class BsgsPlan(LayerPlan):
             if other else frozenset(),
         )
         return before, after
+
+    def estimated_seconds(self, level: int, calibration: Calibration) -> float:
+        """With transform prices (an engine that runs each live block as one hoisted
+        Lattigo transform, as Orion does): every block priced as a transform of its
+        diagonals and baby / giant rotations, plus the row sums, rescales, hybrid
+        rotate-and-sum and bias at their levels; else every operation at its price."""
+        if calibration.transform is None:
+            return super().estimated_seconds(level, calibration)
+        before, after = self.counts_around_rescale()
+        per_block = self.live.sum(axis=1)
+        per_row = (per_block > 0).reshape(self.layout.n_rows, self.layout.n_cols).sum(axis=1)
+        outside = OpCount(adds=int(np.maximum(per_row - 1, 0).sum()), rescales=before.rescales)
+        blocks = np.flatnonzero(per_block)
+        return (sum(calibration.price_transform(level, int(per_block[b]),
+                                                *map(int, self.block_rotations[b]))
+                    for b in blocks)
+                + estimate_seconds(split_at_rescale(level, outside, after), calibration))
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
         """Slot vectors of input ``x`` (C_in×h×w, or C_in for a linear layer) in Orion's

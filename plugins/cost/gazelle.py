@@ -17,7 +17,7 @@ import torch
 from artemis_core import hookimpl
 from artemis_core.errors import SpecError
 from artemis_core.he.backend import HEBackend
-from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan, split_at_rescale
+from artemis_core.he.cost_model import CostModel, GroupSavings, LayerPlan
 from artemis_core.he.params import HEParams
 from artemis_core.he.specs import ConvSpec, OpCount
 
@@ -57,18 +57,9 @@ class GazellePlan(LayerPlan):
         #: blocks_live[O]: output ciphertexts that are computed (the rest are zero).
         self.blocks_live = self.sums_live.any(axis=1)
 
-    def op_count(self) -> OpCount:
-        """Operations :meth:`execute` performs, read off the plan's arrays."""
-        before, after = self._counts()
-        return before + after
-
-    def op_count_at(self, level: int) -> dict[int, OpCount]:
-        """The products, sums and diagonal rotations at the input ``level``; the folds
-        and the bias, after the rescale, one level lower."""
-        return split_at_rescale(level, *self._counts())
-
-    def _counts(self) -> tuple[OpCount, OpCount]:
-        """Operations before and after each output block's rescale."""
+    def counts_around_rescale(self) -> tuple[OpCount, OpCount]:
+        """The products, sums and diagonal rotations before each output block's rescale;
+        the folds and the bias after it. Read off the plan's arrays."""
         lay, sums = self.layout, self.sums_live
         n_blocks = int(self.blocks_live.sum())
         steps = {lay.shifts[t] for t in np.flatnonzero(self.input_live.any(axis=0))}

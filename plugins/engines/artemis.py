@@ -10,7 +10,7 @@ beyond the 128-bit table are refused).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,9 +19,12 @@ from torch import nn
 from artemis_core import hookimpl
 from artemis_core.deploy.engine import CompiledModel, Engine
 from artemis_core.errors import ParamsError
+from artemis_core.he.latency import Calibration
 from artemis_core.registry import get
 
 CONFIG_KEYS = {"log_n", "scale_bits", "cost_model", "allow_insecure"}
+#: Deepest chain ``artemis calibrate`` times by default (the fit prices deeper levels).
+CALIBRATION_DEPTH = 4
 
 
 class ArtemisEngine(Engine):
@@ -69,6 +72,18 @@ class ArtemisEngine(Engine):
         from artemis_core.deploy.session import held_bytes
 
         return held_bytes(self._program(model, input_shape))
+
+    def calibrate(self, log_n: int, depth: int | None, repeats: int | None,
+                  progress: Callable[[str], None] | None = None) -> Calibration:
+        """Pyfhel's primitives on [60, 40 x depth, 60] (``None``: the deepest 128-bit
+        chain with at most :data:`CALIBRATION_DEPTH` rescales); ``repeats`` defaults to
+        20."""
+        from artemis_core.he.calibrate import measure_calibration
+        from artemis_core.he.params import HEParams
+
+        params = (HEParams.deepest(log_n, CALIBRATION_DEPTH) if depth is None
+                  else HEParams.with_depth(log_n, depth))
+        return measure_calibration(params, repeats or 20, progress)
 
     def compile(self, model: nn.Module, input_shape: Sequence[int],
                 calibration: torch.Tensor) -> CompiledModel:

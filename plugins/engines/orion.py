@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from artemis_core import hookimpl
 from artemis_core.deploy.engine import CompiledModel, Engine
 from artemis_core.deploy.orion_net import OrionNet, convert, depth, import_orion
 from artemis_core.errors import ParamsError, SpecError
+from artemis_core.he.latency import Calibration
 from artemis_core.he.params import MAX_LOG_Q_128
 
 DEFAULT_LOG_N = 14
@@ -47,6 +48,8 @@ HEADROOM_BITS = 15
 SPECIAL_PRIME_BITS = 60
 ORION_DEFAULTS = {"margin": 2, "embedding_method": "hybrid", "backend": "lattigo",
                   "fuse_modules": True, "debug": False, "io_mode": "none"}
+#: levels ``artemis calibrate --engine orion`` times by default
+CALIBRATION_DEPTH = 5
 #: keys of a config the engine reads; anything else is a typo
 CONFIG_KEYS = {"ckks_params", "boot_params", "orion", "log_n", "allow_insecure",
                "fuse_classifier"}
@@ -162,6 +165,17 @@ class OrionEngine(Engine):
         compiled.infer(torch.zeros(*input_shape))  # makes the output-rotation keys
         compiled.setup_seconds = time.perf_counter() - start
         return compiled
+
+    def calibrate(self, log_n: int, depth: int | None, repeats: int | None,
+                  progress: Callable[[str], None] | None = None) -> Calibration:
+        """Orion's primitives and fitted transform prices on the config's ckks_params,
+        else the chain fitted at N = 2^log_n for ``depth`` levels (``None``:
+        :data:`CALIBRATION_DEPTH`, he-cnn's and he-lenet's); ``repeats`` defaults to 5
+        (a dense transform takes up to a second)."""
+        from .orion_calibrate import measure_orion_calibration
+
+        ckks = self.ckks or fitted_ckks_params(log_n, depth or CALIBRATION_DEPTH)
+        return measure_orion_calibration(ckks, repeats or 5, progress)
 
     def _orion_config(self) -> dict[str, Any]:
         config = {"ckks_params": self.ckks,
