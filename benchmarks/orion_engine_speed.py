@@ -24,8 +24,8 @@ from artemis_core.pruning.pipeline import PruneConfig, prune_model
 from artemis_core.registry import get
 
 COLUMNS = ("model", "diagonals", "keys", "s_per_image", "cpu_s_per_image", "speedup",
-           "cpu_speedup", "pred_rot_reduction", "pred_latency_reduction", "speedup_vs_pred",
-           "agreement")
+           "cpu_speedup", "pred_s_per_image", "pred_rot_reduction", "pred_latency_reduction",
+           "speedup_vs_pred", "agreement")
 
 
 def main() -> None:
@@ -47,9 +47,12 @@ def main() -> None:
         models.append((f"{args.strategy} {target}", pruned.eval()))
     engine = get("engine", "orion")({"log_n": args.log_n})
     runs = run_engine(engine, models, images, labels, data.load("train").tensors[0][:256])
-    predicted = predict("bsgs", [m for _, m in models], data.input_shape, args.log_n)
-    print(render([row(r, runs[0], p, predicted[0]) for r, p in zip(runs, predicted, strict=True)],
-                 "github", COLUMNS))
+    for calibration in dict.fromkeys((engine.name, "artemis")):
+        predicted = predict("bsgs", [m for _, m in models], data.input_shape, args.log_n,
+                            calibration)
+        print(f"\npredicted at the {predicted[0]['calibration']} calibration")
+        print(render([row(r, runs[0], p, predicted[0], COLUMNS)
+                      for r, p in zip(runs, predicted, strict=True)], "github", COLUMNS))
 
 
 if __name__ == "__main__":

@@ -232,6 +232,21 @@ def test_orion_calibration_prices_transforms_by_their_size(engine):
     assert 0 < small < large
 
 
+def test_primitive_timing_leaves_its_ciphertext_at_its_level(engine):
+    """Orion's RescaleNew rescales its input too; transforms are then timed on the
+    ciphertext the primitives were timed on, so it must still be at its level."""
+    from artemis_plugins.engines.orion import ORION_DEFAULTS, _scheme
+    from artemis_plugins.engines.orion_calibrate import _time_primitives
+
+    from artemis_core.deploy.orion_net import import_orion
+
+    scheme = _scheme(import_orion(), {"ckks_params": engine.ckks, "orion": ORION_DEFAULTS})
+    backend, slots = scheme.backend, scheme.params.get_slots()
+    ciphertext, timed = _time_primitives(backend, 3, 2 ** CKKS["LogScale"], slots, 3, False)
+    assert backend.GetCiphertextLevel(ciphertext) == 3
+    assert timed["rescale"] > 0
+
+
 def test_transform_fit_recovers_known_terms():
     from artemis_plugins.engines.orion_calibrate import fit_transform, transform_terms
 

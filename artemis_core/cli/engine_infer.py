@@ -27,7 +27,8 @@ from .options import choose_model
 MEASURED_COLUMNS = ("model", "images", "plain_acc", "encrypted_acc", "agreement",
                     "max_logit_err", "s_per_image", "cpu_s_per_image", "threads", "speedup",
                     "cpu_speedup")
-PREDICTED_COLUMNS = ("pred_rot_reduction", "pred_latency_reduction", "speedup_vs_pred")
+PREDICTED_COLUMNS = ("pred_s_per_image", "pred_rot_reduction", "pred_latency_reduction",
+                     "speedup_vs_pred")
 #: training images Orion-like engines fit their activation ranges on
 CALIBRATION_IMAGES = 256
 MB = 1e6
@@ -216,6 +217,7 @@ def row(run: EngineRun, dense: EngineRun, predicted: dict, dense_predicted: dict
         "threads": run.threads,
         "speedup": round(speedup, 3),
         "cpu_speedup": round(dense.cpu_seconds_per_image / run.cpu_seconds_per_image, 3),
+        "pred_s_per_image": round(predicted["seconds"], 3),
         "pred_rot_reduction": round(dense_predicted["rotations"]
                                     / max(predicted["rotations"], 1), 3),
         "pred_latency_reduction": round(latency, 3),

@@ -9,6 +9,12 @@ N = 2^14, is several rotations). This module times the primitives Orion calls ou
 transforms (rotation, plaintext and ciphertext products, additions, rescales, encoding)
 at every level through Orion's own bindings, and times transforms of many diagonal sets
 at every level, fitting the four terms by non-negative least squares.
+
+Orion rebuilds Lattigo's automorphism index of every linear-transform key the process
+holds on each transform (``EvaluateLinearTransform`` calls ``Evaluator.WithKey``), so a
+transform's fixed part grows with the keys held: each design is timed holding its own
+keys only (the process's linear-transform keys are dropped after it), as a model that
+holds about its own keys runs.
 """
 
 from __future__ import annotations
@@ -79,7 +85,8 @@ def measure_orion_calibration(ckks_params: dict, repeats: int = 5,
                               sizes: Sequence[int] = TRANSFORM_SIZES) -> Calibration:
     """Median wall seconds of Orion's primitives and fitted transform prices at every
     level from the top of ``ckks_params``'s chain down to 1 (``progress(what)`` after
-    each level's primitives and transforms). Sets up Orion's one scheme per process."""
+    each level's primitives and transforms). Sets up Orion's one scheme per process and
+    leaves it without linear-transform keys: models compiled before cannot run after."""
     from .orion import ORION_DEFAULTS, _scheme
 
     orion = import_orion()
@@ -134,6 +141,8 @@ def _time_primitives(backend, level: int, scale: int, slots: int, repeats: int,
     other = backend.Encrypt(backend.Encode(rng.uniform(-1, 1, slots).tolist(), level, scale))
     values = rng.uniform(-1, 1, slots).tolist()
     free_ct, free_pt = backend.DeleteCiphertext, backend.DeletePlaintext
+    # Orion's RescaleNew rescales its input in place too: each run gets its own input
+    to_rescale = [backend.Encrypt(plaintext) for _ in range(repeats)]
     ops = {
         "rotation": (lambda i: backend.RotateNew(ciphertext,
                                                  ROTATION_STEPS[i % len(ROTATION_STEPS)]),
@@ -141,18 +150,22 @@ def _time_primitives(backend, level: int, scale: int, slots: int, repeats: int,
         "pmult": (lambda i: backend.MulPlaintextNew(ciphertext, plaintext), free_ct),
         "cmult": (lambda i: backend.MulRelinCiphertextNew(ciphertext, other), free_ct),
         "add": (lambda i: backend.AddCiphertextNew(ciphertext, other), free_ct),
-        "rescale": (lambda i: backend.RescaleNew(ciphertext), free_ct),
+        "rescale": (lambda i: backend.RescaleNew(to_rescale[i]), free_ct),
         "encode": (lambda i: backend.Encode(values, level, scale), free_pt),
     }
     if with_client:
         ops["encrypt"] = (lambda i: backend.Encrypt(plaintext), free_ct)
         ops["decrypt"] = (lambda i: backend.Decrypt(ciphertext), free_pt)
-    return ciphertext, {name: _median(op, repeats, free) for name, (op, free) in ops.items()}
+    timed = {name: _median(op, repeats, free) for name, (op, free) in ops.items()}
+    for used in to_rescale:
+        free_ct(used)
+    return ciphertext, timed
 
 
 def _time_transforms(backend, designs: list[list[int]], level: int, ciphertext: int,
                      slots: int, repeats: int) -> dict[str, float]:
-    """Fitted transform terms at ``level`` from timing every design on ``ciphertext``."""
+    """Fitted transform terms at ``level`` from timing every design on ``ciphertext``,
+    each holding only its own keys."""
     rng = np.random.default_rng(level)
     rows, seconds = [], []
     for diagonals in designs:
@@ -165,6 +178,7 @@ def _time_transforms(backend, designs: list[list[int]], level: int, ciphertext: 
         seconds.append(_median(run, repeats, backend.DeleteCiphertext))
         rows.append(transform_terms(diagonals, slots))
         backend.DeleteLinearTransform(transform)
+        backend.RemoveRotationKeys()
     return fit_transform(rows, seconds)
 
 
