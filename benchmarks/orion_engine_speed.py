@@ -4,8 +4,10 @@ Builds he-cnn for digits (untrained: speed does not depend on the weights' value
 prunes copies of it under ``bsgs`` to several rotation targets (selection only, no
 training), and runs all of them on the ``orion`` engine on the same digits test images
 in one interleaved loop. Prints, per model, Orion's diagonals and rotation keys, wall
-and CPU seconds per image, the speed-up over dense, bsgs's predicted rotation and
-latency reductions and the ratio of measured to predicted.
+and CPU seconds per image, the speed-up over dense, bsgs's predicted seconds, rotation
+and latency reductions and the ratio of measured to predicted: once at the orion
+calibration (``artemis calibrate --engine orion``, else the shipped one) and once at our
+Pyfhel prices.
 
     python benchmarks/orion_engine_speed.py [--images 5] [--targets 1.25x,1.5x,1.75x] \
         [--strategy hybrid] [--log-n 13]

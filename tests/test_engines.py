@@ -97,5 +97,11 @@ def test_the_prediction_prices_the_whole_program_or_says_it_counted_layers():
     assert first["pmult_per_layer"]["8"] == 265  # the fused classifier, as Orion runs it
     assert second["pmult_per_layer"]["0"] < first["pmult_per_layer"]["0"]
     assert second["seconds"] < first["seconds"]
+    steps = first["seconds_per_step"]  # every step of the program, in order
+    assert list(steps) == [step.name for step in program.steps]
+    assert sum(steps.values()) == pytest.approx(first["seconds"])
+    assert second["seconds_per_step"]["0"] < steps["0"]  # only the pruned conv got cheaper
+    assert second["seconds_per_step"]["8"] == pytest.approx(steps["8"])
     relu = predict("bsgs", [build_model("digits-resnet", 10, (1, 8, 8), seed=0)], (1, 8, 8), 13)
     assert relu[0]["counted"] == "layers" and relu[0]["seconds"] > 0
+    assert sum(relu[0]["seconds_per_step"].values()) == pytest.approx(relu[0]["seconds"])

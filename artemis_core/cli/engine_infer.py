@@ -155,31 +155,33 @@ def run_on_engine(engine: Engine, directory: Path, checkpoint: Path | None, mode
 
 def predict(cost_model: str, models: list[nn.Module], input_shape: tuple[int, int, int],
             log_n: int, engine: str = DEFAULT_ENGINE) -> list[dict[str, Any]]:
-    """Per model: the cost model's rotations, PMults per layer and estimated seconds at
-    ``engine``'s calibrated prices (our program's when it has none), with each layer's
-    mask read off its weights. A model that compiles to our encrypted program is
-    predicted whole (activations and the classifier as the cost model runs it included,
-    each step at its level: ``counted: program``); any other model by its conv and
-    linear layers alone (``counted: layers``, at COUNTING_LEVEL)."""
+    """Per model: the cost model's rotations, PMults per layer and estimated seconds (in
+    all and per step) at ``engine``'s calibrated prices (our program's when it has
+    none), with each layer's mask read off its weights. A model that compiles to our
+    encrypted program is predicted whole (activations and the classifier as the cost
+    model runs it included, each step at its level: ``counted: program``); any other
+    model by its conv and linear layers alone (``counted: layers``, at COUNTING_LEVEL)."""
     setting = HESetting.for_model(models[0], input_shape, cost_model, log_n)
     calibration = load_calibration(engine=engine)
     out = []
     for model in models:
         program = _program(model, input_shape, setting)
         if program is not None:
-            ops, seconds = program.op_count(), program.estimated_seconds(calibration)
+            ops, per_step = program.op_count(), program.step_seconds(calibration)
             layers = {s.name: s.op_count().pmult for s in program.steps
                       if isinstance(s, ConvStep)}
         else:
             plans = [setting.cost_model.plan(s, setting.params, mask)
                      for s, mask in zip(setting.specs, _masks(setting, model), strict=True)]
             ops = sum((plan.op_count() for plan in plans), OpCount())
-            seconds = sum(plan.estimated_seconds(COUNTING_LEVEL, calibration) for plan in plans)
+            per_step = {plan.spec.name: plan.estimated_seconds(COUNTING_LEVEL, calibration)
+                        for plan in plans}
             layers = {plan.spec.name: plan.op_count().pmult for plan in plans}
         out.append({"rotations": ops.rotations, "pmult": ops.pmult, "keys": ops.keys,
-                    "seconds": seconds, "counted": "layers" if program is None else "program",
+                    "seconds": sum(per_step.values()),
+                    "counted": "layers" if program is None else "program",
                     "calibration": f"{calibration.engine} at N=2^{calibration.log_n}",
-                    "pmult_per_layer": layers})
+                    "pmult_per_layer": layers, "seconds_per_step": per_step})
     return out
 
 

@@ -198,8 +198,12 @@ class HEProgram:
     def estimated_seconds(self, calibration: Calibration) -> float:
         """The latency model's seconds for one inference: each step at its level, at
         ``calibration``'s prices (an engine's transform prices included)."""
-        return sum(step.estimated_seconds(level, calibration)
-                   for step, level in self._at_levels())
+        return sum(self.step_seconds(calibration).values())
+
+    def step_seconds(self, calibration: Calibration) -> dict[str, float]:
+        """:meth:`estimated_seconds` per step, by step name, in execution order."""
+        return {step.name: step.estimated_seconds(level, calibration)
+                for step, level in self._at_levels()}
 
     def _at_levels(self) -> Iterator[tuple[Step, int]]:
         """Each step with the level its predecessors left its inputs at."""
