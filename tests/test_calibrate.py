@@ -15,6 +15,9 @@ from artemis_core.he.params import HEParams
 FAST = ["--log-n", "13", "--depth", "1", "--repeats", "2"]
 
 
+# Timing on a shared VM: one run in a few has a level measured during a slow spell
+# (level 2 vs 1 rotations once came out 1.01x instead of about 1.7x).
+@pytest.mark.flaky(reruns=2)
 def test_measured_calibration_is_plausible():
     params = HEParams.with_depth(13, 2)
     seen = []
