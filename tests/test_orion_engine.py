@@ -6,6 +6,7 @@ one explicit N = 2^13 chain (128-bit secure: 38 + 5·23 + 60 = 213 ≤ 218 bits)
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -125,6 +126,40 @@ def test_a_network_deeper_than_a_secure_chain_is_refused_at_check():
     model = build_model("small-cnn", 10, (3, 8, 8), seed=0)  # ReLUs: ~50 levels
     with pytest.raises(ParamsError, match="levels"):
         get("engine", "orion")({"log_n": 13}).check(model, (3, 8, 8))
+
+
+BOOTSTRAPPED_RUN = """
+import json, torch
+from torch import nn
+from artemis_core.registry import get
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
+config = {"ckks_params": {"LogN": 13, "LogQ": [55] + [40] * 20, "LogP": [61, 61],
+                          "LogScale": 40},
+          "boot_params": {"LogP": [61] * 6}, "allow_insecure": True}
+data = get("dataset", "digits")()
+image = data.load("test").tensors[0][0]
+compiled = get("engine", "orion")(config).compile(model, (1, 8, 8),
+                                                  data.load("train").tensors[0][:64])
+logits = compiled.infer(image)
+with torch.no_grad():
+    error = (logits - model(image.unsqueeze(0)).flatten()).abs().max().item()
+print(json.dumps({"bootstraps": compiled.stats()["bootstraps"], "error": error,
+                  "scale": model(image.unsqueeze(0)).abs().max().item()}))
+"""
+
+
+def test_a_relu_network_deeper_than_its_chain_runs_bootstrapped():
+    """Two ReLUs (about 15 levels each) on a 20-level chain: Orion places a bootstrap
+    and the encrypted logits match the torch model's. Its own process (one Orion scheme
+    per process); N = 2^13 with bootstrapping's chain is insecure, hence allow_insecure."""
+    result = subprocess.run([sys.executable, "-c", BOOTSTRAPPED_RUN], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert run["bootstraps"] >= 1
+    assert run["error"] < 1e-3 * max(run["scale"], 1.0)  # measured 1.6e-5
 
 
 def test_default_chain_is_fitted_to_the_depth_and_secure():
