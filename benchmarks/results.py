@@ -491,14 +491,16 @@ SCOPE = """\
   the 3-hour budget on 2 cores; `mnist-resnet` (ReLU) was not run: about 40 min per cost
   model for 3 seeds, which the budget did not leave.
 * ReLU networks (`digits-resnet`) are compared on counts and estimates only: neither our
-  leveled program nor this Orion set-up bootstraps, so they are not run encrypted.
+  leveled program nor this Orion set-up (no `boot_params`) bootstraps, so they are not
+  run encrypted.
 * Estimated latency in the tables is the stored op count (conv and linear layers)
   priced with the shipped calibration: Pyfhel at N = 2^14, one thread, a PMult without
   an encoding, at level 2, because stored counts carry no levels. Orion's predicted
   column prices the whole compiled program instead (activations and the classifier as
-  bsgs runs it, each operation at its level). The prices are still SEAL's: Lattigo's
-  differ (hoisted baby steps, several threads). So compare Orion's measured speed-up with
-  its predicted column, not with the table's estimate.
+  bsgs runs it, each step at its level) at Orion's calibrated prices (`artemis calibrate
+  --engine orion`; shipped: N = 2^14), which price each block as one Lattigo transform
+  with hoisted baby steps. So compare Orion's measured speed-up with its predicted
+  column, not with the table's estimate.
 * Under bsgs, a `diagonal` budget admits only groups that save a rotation on their own;
   at the larger targets `diagonal` stops at its maximum reachable reduction.
 * Encrypted measurements use the first seed's model of each row and a few test images
