@@ -73,5 +73,6 @@ def main() -> None:
     print(f"predicted at the {predicted[0]['calibration']} calibration")
     print(render(rows, "github", ("model", "layer", "measured_s", "predicted_s")))
 
+
 if __name__ == "__main__":
     main()

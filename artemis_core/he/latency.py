@@ -144,7 +144,7 @@ class Calibration:
         ``level``, from the fit over the measured levels (never below zero)."""
         if op not in LEVEL_FIELDS:
             raise CalibrationError(f"op {op!r}; priced per level: {', '.join(LEVEL_FIELDS)}")
-        return max(float(np.polyval(self._fits[op], level + 1)), 0.0)
+        return self._fitted(op, level)
 
     def price_transform(self, level: int, diagonals: int, baby: int, giant: int) -> float:
         """Seconds of one hoisted BSGS linear transform at ``level`` with ``diagonals``
@@ -153,8 +153,12 @@ class Calibration:
         if self.transform is None:
             raise CalibrationError(f"the {self.engine} calibration has no transform prices")
         counts = {"transform": 1, "diagonal": diagonals, "baby": baby, "giant": giant}
-        return sum(n * max(float(np.polyval(self._fits[term], level + 1)), 0.0)
-                   for term, n in counts.items())
+        return sum(n * self._fitted(term, level) for term, n in counts.items())
+
+    def _fitted(self, name: str, level: int) -> float:
+        """The fit of ``name``'s seconds over the measured levels, at ``level``, never
+        below zero."""
+        return max(float(np.polyval(self._fits[name], level + 1)), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""

@@ -167,19 +167,30 @@ class BsgsPlan(LayerPlan):
             "n1": [1 << int(k) for k in self.log_n1[live]],
         }
 
+    @cached_property
+    def diagonals_per_block(self) -> np.ndarray:
+        """Live diagonals of each block (its transform's products)."""
+        return self.live.sum(axis=1)
+
+    @cached_property
+    def row_sum_adds(self) -> int:
+        """Additions that sum each output row's live blocks."""
+        lay = self.layout
+        per_row = (self.diagonals_per_block > 0).reshape(lay.n_rows, lay.n_cols).sum(axis=1)
+        return int(np.maximum(per_row - 1, 0).sum())
+
     def counts_around_rescale(self) -> tuple[OpCount, OpCount]:
         """The blocks' transforms before each output row's rescale; the hybrid
         embedding's rotate-and-sum and the bias after it. Read off the plan's arrays."""
         lay = self.layout
-        per_block = self.live.sum(axis=1)
-        per_row = (per_block > 0).reshape(lay.n_rows, lay.n_cols).sum(axis=1)
+        per_block = self.diagonals_per_block
         rows = int(self.rows_live.sum())
         other = len(lay.output_steps) if rows else 0
         before = OpCount(
             input_rotations=int(self.block_rotations[:, 0].sum()),
             output_rotations=int(self.block_rotations[:, 1].sum()),
             pmult=int(per_block.sum()),
-            adds=int(np.maximum(per_block - 1, 0).sum()) + int(np.maximum(per_row - 1, 0).sum()),
+            adds=int(np.maximum(per_block - 1, 0).sum()) + self.row_sum_adds,
             rescales=rows,
             rotation_steps=self.transform_steps,
         )
@@ -199,13 +210,11 @@ class BsgsPlan(LayerPlan):
         if calibration.transform is None:
             return super().estimated_seconds(level, calibration)
         before, after = self.counts_around_rescale()
-        per_block = self.live.sum(axis=1)
-        per_row = (per_block > 0).reshape(self.layout.n_rows, self.layout.n_cols).sum(axis=1)
-        outside = OpCount(adds=int(np.maximum(per_row - 1, 0).sum()), rescales=before.rescales)
-        blocks = np.flatnonzero(per_block)
+        outside = OpCount(adds=self.row_sum_adds, rescales=before.rescales)
+        per_block = self.diagonals_per_block
         return (sum(calibration.price_transform(level, int(per_block[b]),
                                                 *map(int, self.block_rotations[b]))
-                    for b in blocks)
+                    for b in np.flatnonzero(per_block))
                 + estimate_seconds(split_at_rescale(level, outside, after), calibration))
 
     def pack(self, x: torch.Tensor) -> list[np.ndarray]:
